@@ -1,0 +1,49 @@
+# Customer lifecycle intelligence: `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed-stamp
+DEMO := demo
+DEMO_CUSTOMERS ?= 20000
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --python $(BIN)/python
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the locked stack (uv.lock) plus this project
+
+lint: $(STAMP) ## ruff format check, ruff check and mypy on the four packages
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code and apply safe ruff fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint ## Install, lint and run the whole test suite
+	$(BIN)/pytest
+
+demo: $(STAMP) ## Simulate 20,000 customers, validate, build features, print the funnel and RFM segments
+	$(BIN)/lifecycle simulate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO)/sim
+	$(BIN)/lifecycle validate --events $(DEMO)/sim/events.parquet --out $(DEMO)/validated
+	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/features.parquet
+	$(BIN)/lifecycle stages --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
+	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
+
+bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events
+	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000
+
+clean: ## Remove the virtual environment, caches and demo output
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install lint format test demo bench-features clean

@@ -1,0 +1,489 @@
+"""The ``lifecycle`` command line: one entry point, a subcommand per job.
+
+Heavy libraries are imported inside the commands, so ``lifecycle --help`` stays fast.
+Progress goes to standard error; the last line on standard output is a one-line summary,
+or with ``--json`` one JSON object (counts as integers) for scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import pandas as pd
+
+    from features.config import LifecycleConfig
+
+app = typer.Typer(
+    name="lifecycle",
+    help=(
+        "Customer lifecycle intelligence: turn a customer event log into stages, features, "
+        "RFM segments and (in later releases) predictions.\n\n"
+        "Typical first run: `lifecycle simulate --customers 20000 --out data/sim`, then "
+        "`lifecycle stages --events data/sim/events.parquet`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the summary as one JSON object instead of tables.")
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Lifecycle YAML (vocabulary, stage rules, windows). Default: the shipped one.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+MappingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping",
+        help=(
+            "Column mapping for a raw log: a shipped name (cdnow, cdnow_sample, online_retail) "
+            "or a YAML file. Not needed for canonical Parquet."
+        ),
+    ),
+]
+TableOpt = Annotated[
+    str | None,
+    typer.Option("--table", help="Table name when --events is a DuckDB file or a SQLAlchemy URL."),
+]
+EventsOpt = Annotated[
+    str,
+    typer.Option(
+        "--events",
+        help=(
+            "Event log: canonical Parquet file or folder (from `simulate` or `validate`), or a "
+            "raw CSV / Parquet / DuckDB file / SQLAlchemy URL with --mapping and --table."
+        ),
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _emit(summary: dict[str, Any], line: str, as_json: bool) -> None:
+    """Print the final summary: one JSON object, or one human line."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    else:
+        out_console.print(line, highlight=False)
+
+
+@contextmanager
+def _progress(
+    label: str, total: int | None, enabled: bool = True
+) -> Iterator[Callable[[int], None]]:
+    """Show a progress bar on stderr; yields a callback that advances it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = [SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    with Progress(
+        *columns, TimeElapsedColumn(), console=err_console, transient=True, disable=not enabled
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda k: bar.advance(task, k)
+
+
+def _load_config(path: Path | None) -> LifecycleConfig:
+    from features.config import load_config
+
+    try:
+        return load_config(path)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _is_canonical_parquet(source: str) -> bool:
+    path = Path(source)
+    if path.is_dir():
+        return any(path.rglob("*.parquet"))
+    return path.suffix == ".parquet" and path.exists()
+
+
+def _open_events(
+    source: str, mapping: str | None, table: str | None, config: LifecycleConfig
+) -> tuple[Any, dict[str, int]]:
+    """Return events for feature work and counts; raw sources are validated in memory first."""
+    if mapping is None and table is None and _is_canonical_parquet(source):
+        import pyarrow.parquet as pq
+
+        from features.schema import REQUIRED_COLUMNS
+
+        files = sorted(Path(source).rglob("*.parquet")) if Path(source).is_dir() else [source]
+        names = set(pq.read_schema(files[0]).names)
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if not missing:
+            rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            return source, {"events": int(rows), "rows_quarantined": 0}
+    from features.io import load_events
+    from features.mapping import load_mapping
+    from features.validate import SchemaError
+
+    try:
+        result = load_events(
+            source, mapping=load_mapping(mapping), table=table, vocabulary=config.vocabulary
+        )
+    except (SchemaError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if result.rows_accepted == 0:
+        raise _fail(f"no usable rows in {source}: run `lifecycle validate` to see why")
+    if result.rows_quarantined:
+        err_console.print(
+            f"[yellow]{result.rows_quarantined:,} of {result.rows_in:,} rows failed validation "
+            "and were left out; run `lifecycle validate` to get the quarantine file.[/]"
+        )
+    return result.events, {
+        "events": int(result.events_out),
+        "rows_quarantined": int(result.rows_quarantined),
+    }
+
+
+def _default_cutoff(events: Any) -> pd.Timestamp:
+    """Midnight UTC after the last event: every event counts, and the date reads cleanly."""
+    import pandas as pd
+
+    from features.build import event_time_range
+
+    try:
+        _, last = event_time_range(events)
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
+    return last.normalize() + pd.Timedelta(days=1)
+
+
+def _features_at(
+    events: Any, cutoffs: list[Any], config: LifecycleConfig, show_progress: bool = True
+) -> pd.DataFrame:
+    from features.build import build_features
+
+    with _progress("features", total=len(cutoffs), enabled=show_progress) as advance:
+        return build_features(events, cutoffs=cutoffs, config=config, progress=advance)
+
+
+def _print_table(frame: pd.DataFrame, title: str, formats: dict[str, str]) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in frame.columns:
+        table.add_column(col, justify="left" if frame[col].dtype == object else "right")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, row, strict=True):
+            fmt = formats.get(col)
+            if value is None or (isinstance(value, float) and value != value):
+                cells.append("-")
+            elif fmt:
+                cells.append(format(value, fmt))
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    out_console.print(table)
+
+
+@app.command()
+def simulate(
+    customers: Annotated[
+        int, typer.Option(help="Number of customers to simulate.", min=1)
+    ] = 20_000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives identical files.")
+    ] = 42,
+    start: Annotated[str, typer.Option(help="First day of the simulated period (YYYY-MM-DD).")] = (
+        "2024-01-01"
+    ),
+    days: Annotated[
+        int, typer.Option(help="Length of the simulated period in days.", min=30)
+    ] = 730,
+    out: Annotated[
+        Path, typer.Option(help="Folder for events, customers, campaigns and truth.")
+    ] = (Path("data/sim")),
+    chunk_size: Annotated[
+        int, typer.Option(help="Customers simulated per chunk (memory bound; part of the seed).")
+    ] = 50_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulate customer journeys with known ground truth.
+
+    Writes events.parquet (the event log), customers.parquet, campaigns.parquet (randomised
+    offers with a control group) and truth.parquet (the generator's true probabilities of
+    moving stage and churning, and true expected revenue, per customer and 30-day period).
+    """
+    from features.simulate import simulate as run_simulation
+
+    began = time.perf_counter()
+    with _progress("simulating customers", total=customers, enabled=not as_json) as advance:
+        summary = run_simulation(
+            customers,
+            seed=seed,
+            start=start,
+            days=days,
+            out_dir=out,
+            chunk_size=chunk_size,
+            progress=advance,
+        )
+    result = summary.as_dict() | {"seconds": round(time.perf_counter() - began, 2)}
+    _emit(
+        result,
+        f"simulated {summary.customers:,} customers, {summary.events:,} events "
+        f"({summary.start} .. {summary.end}) into {out} in {result['seconds']} s",
+        as_json,
+    )
+
+
+@app.command()
+def validate(
+    events: EventsOpt,
+    out: Annotated[Path, typer.Option(help="Folder for the accepted events and the quarantine.")],
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate an event log and split it into accepted events and a quarantine.
+
+    Every problem is collected in one pass (missing columns, empty ids, unparsable or future
+    timestamps, unknown event types, non-numeric revenue, duplicates). OUT gets events.parquet
+    (canonical, ready for `features`), quarantine.csv (each bad row with its reason) and
+    summary.json. Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
+    """
+    from features.io import load_events, write_validation
+    from features.mapping import load_mapping
+    from features.validate import SchemaError
+
+    cfg = _load_config(config)
+    with _progress("validating", total=None, enabled=not as_json):
+        try:
+            result = load_events(
+                events, mapping=load_mapping(mapping), table=table, vocabulary=cfg.vocabulary
+            )
+        except (SchemaError, FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+        paths = write_validation(result, out)
+    summary = result.summary() | {"out": {k: str(v) for k, v in paths.items()}}
+    if not as_json and result.reasons:
+        reasons = Table(title="quarantined rows by reason", title_justify="left")
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
+            reasons.add_row(reason, f"{count:,}")
+        out_console.print(reasons)
+    _emit(
+        summary,
+        f"{result.rows_in:,} rows in = {result.rows_accepted:,} accepted + "
+        f"{result.rows_quarantined:,} quarantined; {result.events_out:,} events written to {out}",
+        as_json,
+    )
+    if result.rows_accepted == 0:
+        raise _fail("no usable rows: see the quarantine file for the reasons")
+
+
+@app.command()
+def features(
+    events: EventsOpt,
+    out: Annotated[Path, typer.Option(help="Parquet file to write the feature table to.")],
+    cutoff: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Cutoff time (UTC unless it has an offset). Repeat it for several cutoffs.",
+        ),
+    ] = None,
+    cutoffs: Annotated[
+        str | None,
+        typer.Option(help="'monthly': the first of every month within the log (for training)."),
+    ] = None,
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build point-in-time features: one row per customer per cutoff.
+
+    Only events strictly before each cutoff are used (an event exactly at the cutoff is left
+    out), and only customers with such an event get a row. Columns: recency, frequency and
+    revenue over 7/30/90/365 days and all time, tenure, purchase rhythm, trends, refunds,
+    campaign exposures and responses, counts per event type and channel, stage, days in stage,
+    RFM scores and segment, status.
+    """
+    from features.build import monthly_cutoffs, parse_cutoff, write_features
+
+    if bool(cutoff) == bool(cutoffs):
+        raise _fail("give either --cutoff (one or more) or --cutoffs monthly", code=2)
+    if cutoffs is not None and cutoffs != "monthly":
+        raise _fail(f"--cutoffs must be 'monthly', not {cutoffs!r}", code=2)
+    cfg = _load_config(config)
+    began = time.perf_counter()
+    data, counts = _open_events(events, mapping, table, cfg)
+    try:
+        cuts = [parse_cutoff(c) for c in cutoff] if cutoff else monthly_cutoffs(data)
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from exc
+    frame = _features_at(data, cuts, cfg, show_progress=not as_json)
+    write_features(frame, out)
+    seconds = time.perf_counter() - began
+    summary = {
+        "rows": len(frame),
+        "customers": int(frame["customer_id"].nunique()),
+        "cutoffs": [c.isoformat() for c in cuts],
+        "columns": len(frame.columns),
+        "events": counts["events"],
+        "rows_quarantined": counts["rows_quarantined"],
+        "seconds": round(seconds, 2),
+        "out": str(out),
+    }
+    _emit(
+        summary,
+        f"{len(frame):,} feature rows ({summary['customers']:,} customers x {len(cuts)} cutoffs, "
+        f"{len(frame.columns)} columns) from {counts['events']:,} events in {seconds:.1f} s "
+        f"-> {out}",
+        as_json,
+    )
+
+
+CutoffOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Cutoff time (UTC unless it has an offset). Default: midnight after the last event."
+    ),
+]
+
+
+@app.command()
+def stages(
+    events: EventsOpt,
+    cutoff: CutoffOpt = None,
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the lifecycle funnel at a cutoff.
+
+    Stages: reach (seen) -> acquisition (signed up) -> conversion (one purchase) -> retention
+    (two or more) -> loyalty (retention plus a referral, loyalty join or review; for logs
+    without such events, the top RFM tier). Status (active / lapsed) is shown beside the stage.
+    """
+    from features.build import parse_cutoff
+    from features.stages import funnel
+
+    cfg = _load_config(config)
+    data, _ = _open_events(events, mapping, table, cfg)
+    cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
+    frame = _features_at(data, [cut], cfg, show_progress=not as_json)
+    table_ = funnel(frame)
+    if not as_json:
+        _print_table(
+            table_,
+            f"lifecycle funnel as of {cut.isoformat()}",
+            {
+                "customers": ",",
+                "reached": ",",
+                "active": ",",
+                "lapsed": ",",
+                "conversion_from_previous": ".1%",
+            },
+        )
+    summary = {
+        "cutoff": cut.isoformat(),
+        "customers": len(frame),
+        "stages": {
+            row["stage"]: {
+                key: int(row[key]) for key in ("customers", "reached", "active", "lapsed")
+            }
+            for row in table_.to_dict("records")
+        },
+    }
+    shares = ", ".join(f"{r['stage']} {int(r['customers']):,}" for r in table_.to_dict("records"))
+    _emit(summary, f"{len(frame):,} customers as of {cut.date()}: {shares}", as_json)
+
+
+@app.command()
+def rfm(
+    events: EventsOpt,
+    cutoff: CutoffOpt = None,
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the RFM segment table at a cutoff: size, share and value per segment.
+
+    Recency, frequency and monetary (net revenue) are scored 1-5 by quintile among the
+    customers with a purchase; segments (Champions, Loyal, ..., Hibernating, Lost) come from
+    the recency score and the mean of the frequency and monetary scores.
+    """
+    from features.build import parse_cutoff
+    from features.rfm import segment_table
+
+    cfg = _load_config(config)
+    data, _ = _open_events(events, mapping, table, cfg)
+    cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
+    frame = _features_at(data, [cut], cfg, show_progress=not as_json)
+    seg = segment_table(frame)
+    if not as_json:
+        _print_table(
+            seg,
+            f"RFM segments as of {cut.isoformat()}",
+            {
+                "customers": ",",
+                "share": ".1%",
+                "net_revenue": ",.0f",
+                "avg_net_revenue": ",.2f",
+                "avg_recency_days": ".0f",
+                "avg_purchases": ".2f",
+            },
+        )
+    summary = {
+        "cutoff": cut.isoformat(),
+        "customers": len(frame),
+        "segments": {
+            row["segment"]: {
+                "customers": int(row["customers"]),
+                "net_revenue": float(row["net_revenue"]),
+            }
+            for row in seg.to_dict("records")
+        },
+    }
+    top = seg.sort_values("net_revenue", ascending=False).iloc[0]
+    _emit(
+        summary,
+        f"{len(frame):,} customers in {int((seg['customers'] > 0).sum())} segments as of "
+        f"{cut.date()}; most value in {top['segment']} ({top['net_revenue']:,.0f})",
+        as_json,
+    )
+
+
+def main() -> None:
+    """Run the CLI (used by ``python -m training.cli``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
