@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.config import LifecycleConfig
-from features.definitions import DAY_US, feature_definitions
+from features.definitions import DAY_US, bucket_edges_days, feature_definitions
 from features.rfm import score_rfm
 from features.schema import STAGES
 
@@ -25,6 +25,7 @@ EventSource: TypeAlias = pd.DataFrame | pa.Table | str | Path
 """Canonical events in memory, or the path of a Parquet file or folder of Parquet files."""
 
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "cutoff")
+NO_BUCKET = 2**62  # age bucket of events older than every window
 
 
 def parse_cutoff(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -45,6 +46,7 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """Open an in-memory DuckDB connection with UTC as its time zone."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -79,29 +81,62 @@ def feature_sql(config: LifecycleConfig) -> str:
     Reads the view ``events``; returns one row per customer with an event before the cutoff.
     """
     rules = config.stages
-    aggregates = ",\n  ".join(f"{f.sql} AS {f.name}" for f in feature_definitions(config))
+    defs = feature_definitions(config)
+
+    def select(scope: str) -> str:
+        return ",\n  ".join(f"{f.sql} AS {f.name}" for f in defs if f.scope == scope)
+
+    output = ",\n  ".join(
+        (f.sql if f.scope == "derived" else f.name) + f" AS {f.name}"
+        for f in defs
+        if not f.internal
+    )
+    derived_inputs = ", ".join(f.name for f in defs if f.scope != "derived")
+    edges = bucket_edges_days(config)
+    bucket = " ".join(f"WHEN age_us <= {d * DAY_US} THEN {d * DAY_US}" for d in edges)
     return f"""
-WITH ev AS (
-  SELECT customer_id, event_type, channel, campaign_id,
+WITH ev AS NOT MATERIALIZED (
+  SELECT customer_id, event_type, channel, campaign_id IS NOT NULL AS has_campaign,
          epoch_us($cutoff::TIMESTAMPTZ) - epoch_us(event_ts) AS age_us,
-         CAST(round(revenue * 1000000) AS BIGINT) AS rev_micro,
-         event_type IN ({_sql_list(rules.purchase_events)}) AS is_purchase,
-         event_type IN ({_sql_list(rules.signup_events)}) AS is_signup,
-         event_type IN ({_sql_list(rules.loyalty_events)}) AS is_loyalty
+         CAST(round(revenue * 1000000) AS BIGINT) AS rev_micro
   FROM events
   WHERE event_ts < $cutoff::TIMESTAMPTZ
 ),
-e AS (
-  SELECT *, row_number() OVER w AS purchase_rank, lag(age_us) OVER w - age_us AS gap_us
-  FROM ev WHERE is_purchase
+g AS (
+  SELECT customer_id, event_type, channel, has_campaign,
+         CASE {bucket} ELSE {NO_BUCKET} END AS age_hi,
+         count(*) AS n, sum(rev_micro) AS rev, max(rev_micro) AS max_rev,
+         min(age_us) AS min_age, max(age_us) AS max_age,
+         event_type IN ({_sql_list(rules.purchase_events)}) AS is_purchase,
+         event_type IN ({_sql_list(rules.signup_events)}) AS is_signup,
+         event_type IN ({_sql_list(rules.loyalty_events)}) AS is_loyalty
+  FROM ev
+  GROUP BY ALL
+),
+pur AS (
+  SELECT customer_id, age_us,
+         row_number() OVER w AS purchase_rank,
+         lag(age_us) OVER w - age_us AS gap_us
+  FROM ev WHERE event_type IN ({_sql_list(rules.purchase_events)})
   WINDOW w AS (PARTITION BY customer_id ORDER BY age_us DESC)
-  UNION ALL
-  SELECT *, NULL AS purchase_rank, NULL AS gap_us FROM ev WHERE NOT is_purchase
+),
+agg_events AS (
+  SELECT customer_id,
+  {select("events")}
+  FROM g GROUP BY customer_id
+),
+agg_purchases AS (
+  SELECT customer_id,
+  {select("purchases")}
+  FROM pur GROUP BY customer_id
+),
+joined AS (
+  SELECT customer_id, {derived_inputs}
+  FROM agg_events LEFT JOIN agg_purchases USING (customer_id)
 )
 SELECT customer_id,
-  {aggregates}
-FROM e
-GROUP BY customer_id
+  {output}
+FROM joined
 ORDER BY customer_id
 """  # noqa: S608 - only config-derived literals are interpolated, each one quoted
 
@@ -207,7 +242,8 @@ def _add_customer_glue(
 def feature_columns(config: LifecycleConfig | None = None) -> list[str]:
     """Return the model-ready numeric feature columns (definitions plus RFM scores)."""
     config = config or LifecycleConfig()
-    return [f.name for f in feature_definitions(config)] + ["rfm_r", "rfm_f", "rfm_m"]
+    names = [f.name for f in feature_definitions(config) if not f.internal]
+    return [*names, "rfm_r", "rfm_f", "rfm_m"]
 
 
 def event_time_range(events: EventSource) -> tuple[pd.Timestamp, pd.Timestamp]:
