@@ -14,7 +14,7 @@ import pandas as pd
 
 NO_PURCHASE = "No purchase yet"
 
-# (segment, R range, FM range) on the 1-5 scale; first match wins, the grid is covered exactly.
+# (segment, R range, FM range) on the 1-5 scale; every cell of the 5 x 5 grid is in exactly one.
 SEGMENT_RULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     ("Champions", (5, 5), (4, 5)),
     ("Loyal", (3, 4), (4, 5)),
@@ -24,11 +24,12 @@ SEGMENT_RULES: tuple[tuple[str, tuple[int, int], tuple[int, int]], ...] = (
     ("Need attention", (3, 3), (2, 3)),
     ("About to sleep", (3, 3), (1, 1)),
     ("Cannot lose them", (1, 1), (5, 5)),
-    ("At risk", (1, 2), (3, 5)),
+    ("At risk", (2, 2), (3, 5)),
+    ("At risk", (1, 1), (3, 4)),
     ("Hibernating", (2, 2), (1, 2)),
     ("Lost", (1, 1), (1, 2)),
 )
-SEGMENTS: tuple[str, ...] = tuple(rule[0] for rule in SEGMENT_RULES)
+SEGMENTS: tuple[str, ...] = tuple(dict.fromkeys(rule[0] for rule in SEGMENT_RULES))
 
 
 def quantile_score(values: np.ndarray, reference: np.ndarray, bins: int = 5) -> np.ndarray:

@@ -89,7 +89,7 @@ def _emit(summary: dict[str, Any], line: str, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
-        out_console.print(line, highlight=False)
+        out_console.print(line, highlight=False, soft_wrap=True)
 
 
 @contextmanager
@@ -191,9 +191,12 @@ def _features_at(
 
 
 def _print_table(frame: pd.DataFrame, title: str, formats: dict[str, str]) -> None:
+    from pandas.api.types import is_numeric_dtype
+
     table = Table(title=title, title_justify="left")
     for col in frame.columns:
-        table.add_column(col, justify="left" if frame[col].dtype == object else "right")
+        numeric = is_numeric_dtype(frame[col])
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric)
     for row in frame.itertuples(index=False):
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
@@ -205,7 +208,9 @@ def _print_table(frame: pd.DataFrame, title: str, formats: dict[str, str]) -> No
             else:
                 cells.append(str(value))
         table.add_row(*cells)
-    out_console.print(table)
+    # Piped output defaults to 80 columns; tables are easier to read unwrapped in logs.
+    wide = out_console if out_console.width >= 120 else Console(file=sys.stdout, width=120)
+    wide.print(table)
 
 
 @app.command()
@@ -400,14 +405,14 @@ def stages(
     table_ = funnel(frame)
     if not as_json:
         _print_table(
-            table_,
+            table_.rename(columns={"conversion_from_previous": "from previous"}),
             f"lifecycle funnel as of {cut.isoformat()}",
             {
                 "customers": ",",
                 "reached": ",",
                 "active": ",",
                 "lapsed": ",",
-                "conversion_from_previous": ".1%",
+                "from previous": ".1%",
             },
         )
     summary = {
@@ -448,16 +453,22 @@ def rfm(
     frame = _features_at(data, [cut], cfg, show_progress=not as_json)
     seg = segment_table(frame)
     if not as_json:
+        labels = {
+            "net_revenue": "net revenue",
+            "avg_net_revenue": "per customer",
+            "avg_recency_days": "recency (d)",
+            "avg_purchases": "purchases",
+        }
         _print_table(
-            seg,
-            f"RFM segments as of {cut.isoformat()}",
+            seg.rename(columns=labels),
+            f"RFM segments as of {cut.isoformat()} (averages per customer)",
             {
                 "customers": ",",
                 "share": ".1%",
-                "net_revenue": ",.0f",
-                "avg_net_revenue": ",.2f",
-                "avg_recency_days": ".0f",
-                "avg_purchases": ".2f",
+                "net revenue": ",.0f",
+                "per customer": ",.2f",
+                "recency (d)": ".0f",
+                "purchases": ".2f",
             },
         )
     summary = {
