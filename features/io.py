@@ -1,0 +1,400 @@
+"""Read customer event logs from files and databases, and write canonical events and reports.
+
+Sources: CSV (``.csv``, ``.txt``, ``.tsv``, optionally compressed: ``.gz``, ``.bz2``, ``.zip``,
+``.xz``, ``.zst``), Parquet (a file or a folder of files), a DuckDB database file (``.duckdb``,
+``.ddb``, ``.db``; a ``.db`` file holding SQLite is read as SQLite) and any SQLAlchemy URL
+(``sqlite:///events.db``, ``postgresql+psycopg://user@host/db``). CSV columns are read as raw
+text so validation sees exactly what the file says; typed sources (Parquet, databases) keep
+their column types, which validation accepts as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from features.mapping import CUSTOMER_COLUMNS, CustomerMapping, EventMapping
+from features.schema import DEFAULT_VOCABULARY, to_canonical_table
+from features.validate import (
+    SchemaError,
+    ValidationResult,
+    as_text,
+    parse_timestamps,
+    validate_events,
+)
+
+CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt", ".tsv")
+COMPRESSION_SUFFIXES: tuple[str, ...] = (".gz", ".bz2", ".zip", ".xz", ".zst")
+PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
+DUCKDB_SUFFIXES: tuple[str, ...] = (".duckdb", ".ddb", ".db")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class SourceError(ValueError):
+    """A source that cannot be read, or a table it does not hold; the message names the source."""
+
+
+def _is_url(source: str | Path) -> bool:
+    """Tell a SQLAlchemy URL (``dialect://...``) from a path."""
+    return isinstance(source, str) and "://" in source and not Path(source).exists()
+
+
+def _redact(url: str) -> str:
+    """Return the URL with any password hidden, for error messages."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://..."
+
+
+def _split_table(table: str) -> tuple[str | None, str]:
+    """Split ``schema.table`` into its parts."""
+    schema, _, name = table.rpartition(".")
+    return (schema or None), name
+
+
+def _pick_table(table: str | None, available: Sequence[str], where: str) -> str:
+    """Return the requested table, or the only one when none was named; else a clear error."""
+    if table is None:
+        if len(available) == 1:
+            return available[0]
+        raise SourceError(f"{where}: name a table (tables: {sorted(available)})")
+    if table not in available:
+        raise SourceError(f"{where}: no table {table!r} (tables: {sorted(available)})")
+    return table
+
+
+def _read_csv(path: Path, read_options: Mapping[str, Any]) -> pd.DataFrame:
+    """Read a delimited text file with every column as raw text."""
+    options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_filter": False}
+    if path.suffix.lower() == ".tsv" or path.name.lower().endswith(".tsv.gz"):
+        options["sep"] = "\t"
+    options.update(read_options)
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+        raise SourceError(f"{path}: cannot be read as CSV: {exc}") from exc
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file, or every Parquet file under a folder, as one frame."""
+    if path.is_dir() and not any(path.rglob("*.parquet")) and not any(path.rglob("*.pq")):
+        raise SourceError(f"{path}: folder holds no .parquet files")
+    try:
+        frame = pq.read_table(path).to_pandas()
+    except (OSError, ValueError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise SourceError(f"{path}: cannot be read as Parquet: {exc}") from exc
+    for col in frame.columns:
+        # Hive partition keys arrive as categoricals; plain values are what the mapping expects.
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].astype(frame[col].cat.categories.dtype)
+    return frame
+
+
+def _quote(identifier: str) -> str:
+    """Quote one SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _read_duckdb(path: Path, table: str | None) -> pd.DataFrame:
+    """Read one table of a DuckDB database file (opened read-only)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: cannot be opened as a DuckDB database: {exc}") from exc
+    try:
+        rows = con.sql(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_catalog = current_database()"
+        ).fetchall()
+        available = [name if schema == "main" else f"{schema}.{name}" for schema, name in rows]
+        chosen = _pick_table(table, available, str(path))
+        schema, name = _split_table(chosen)
+        qualified = _quote(name) if schema is None else f"{_quote(schema)}.{_quote(name)}"
+        # The name was checked against the catalogue and is quoted.
+        return con.sql(f"SELECT * FROM {qualified}").to_arrow_table().to_pandas()  # noqa: S608
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: cannot read table {table!r}: {exc}") from exc
+    finally:
+        con.close()
+
+
+def _read_sql(url: str, table: str | None) -> pd.DataFrame:
+    """Read one table (or view) through SQLAlchemy."""
+    import sqlalchemy as sa
+
+    where = _redact(url)
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise SourceError(f"{where}: not a usable database URL: {exc}") from exc
+    try:
+        schema, name = _split_table(table) if table is not None else (None, "")
+        inspector = sa.inspect(engine)
+        available = [
+            *inspector.get_table_names(schema=schema),
+            *inspector.get_view_names(schema=schema),
+        ]
+        if schema is not None:
+            available = [f"{schema}.{t}" for t in available]
+        chosen = _pick_table(table, available, where)
+        schema, name = _split_table(chosen)
+        reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=engine)
+        with engine.connect() as conn:
+            return pd.read_sql(sa.select(reflected), conn)
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(f"{where}: cannot read table {table!r}: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
+def read_source(
+    source: str | Path,
+    *,
+    table: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    r"""Read raw rows from a file, folder or database, without changing any value.
+
+    Parameters
+    ----------
+    source
+        CSV/TXT/TSV file (compressed too), Parquet file or folder, DuckDB file, or a SQLAlchemy
+        URL such as ``"sqlite:///events.db"`` or ``"postgresql+psycopg://user@host/db"``.
+    table
+        Table to read from a database; may be omitted when the database holds exactly one.
+        ``schema.table`` is accepted.
+    read_options
+        Extra ``pandas.read_csv`` options (``sep``, ``header``, ``names``, ...); ignored by
+        Parquet and database sources.
+
+    Returns
+    -------
+    pandas.DataFrame
+        CSV: every column as text, blanks as ``""``. Other sources: their own column types.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a path does not exist.
+    SourceError
+        When the source cannot be read or lacks the table; the message names the source.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.csv"
+    >>> _ = path.write_text("customer_id,event_ts,event_type\n007,2024-01-01,visit\n")
+    >>> read_source(path)["customer_id"].tolist()
+    ['007']
+    """
+    if _is_url(source):
+        return _read_sql(str(source), table)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _read_parquet(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    last = suffixes[-1] if suffixes else ""
+    if last in PARQUET_SUFFIXES:
+        return _read_parquet(path)
+    if last in DUCKDB_SUFFIXES:
+        with path.open("rb") as handle:
+            is_sqlite = handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+        if is_sqlite:
+            return _read_sql(f"sqlite:///{path.resolve()}", table)
+        return _read_duckdb(path, table)
+    stem_suffix = suffixes[-2] if len(suffixes) > 1 and last in COMPRESSION_SUFFIXES else last
+    if stem_suffix in CSV_SUFFIXES:
+        return _read_csv(path, read_options or {})
+    raise SourceError(
+        f"{path}: unsupported source type; use CSV/TXT/TSV (optionally compressed), Parquet, "
+        "a DuckDB file or a SQLAlchemy URL"
+    )
+
+
+def load_events(
+    source: str | Path,
+    *,
+    mapping: EventMapping | None = None,
+    table: str | None = None,
+    vocabulary: Sequence[str] = DEFAULT_VOCABULARY,
+    now: pd.Timestamp | None = None,
+) -> ValidationResult:
+    r"""Read a source and validate it into canonical events plus a quarantine.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`read_source` accepts.
+    mapping
+        Column mapping (its ``read`` options go to the CSV reader); None for canonical names.
+    table
+        Database table, when the source is a database.
+    vocabulary
+        Allowed event types.
+    now
+        Cut-off for future timestamps; default: the current UTC time.
+
+    Returns
+    -------
+    ValidationResult
+        Events, quarantine and reconciled counts.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.csv"
+    >>> _ = path.write_text("customer_id,event_ts,event_type\n1,2024-01-01,visit\n,x,visit\n")
+    >>> result = load_events(path)
+    >>> result.rows_in, result.rows_accepted, result.rows_quarantined
+    (2, 1, 1)
+    """
+    raw = read_source(source, table=table, read_options=mapping.read if mapping else None)
+    return validate_events(raw, mapping=mapping, vocabulary=vocabulary, now=now)
+
+
+def load_customers(
+    source: str | Path,
+    *,
+    mapping: CustomerMapping | None = None,
+    table: str | None = None,
+) -> pd.DataFrame:
+    r"""Read the optional customer table: customer_id, acquisition_channel, country, signup_ts.
+
+    Other columns are kept after the canonical ones. Missing optional columns are added as
+    null. Unlike events, customer rows are not quarantined: a blank or repeated customer_id or
+    an unparsable signup_ts raises, naming the first rows concerned.
+
+    Parameters
+    ----------
+    source
+        Anything :func:`read_source` accepts.
+    mapping
+        Canonical name -> source column, zone and format of ``signup_ts``, CSV options.
+    table
+        Database table, when the source is a database.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer, sorted by customer_id; ``signup_ts`` is ``datetime64[us, UTC]``.
+
+    Raises
+    ------
+    SchemaError
+        When there is no customer_id column.
+    ValueError
+        When ids are blank or repeated, or a signup_ts cannot be parsed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "customers.csv"
+    >>> _ = path.write_text("id,country\n7,UK\n")
+    >>> customers = load_customers(path, mapping=CustomerMapping(columns={"customer_id": "id"}))
+    >>> customers.loc[0, ["customer_id", "country"]].tolist()
+    ['7', 'UK']
+    """
+    mapping = mapping if mapping is not None else CustomerMapping()
+    raw = read_source(source, table=table, read_options=mapping.read).reset_index(drop=True)
+    raw.columns = pd.Index([str(c) for c in raw.columns])
+    missing = [
+        f"{c}: mapped to column {s!r}, which the source lacks"
+        for c, s in mapping.columns.items()
+        if s not in raw.columns
+    ]
+    if "customer_id" not in mapping.columns and "customer_id" not in raw.columns:
+        missing.append("customer_id: required, but no source column (map it: columns.customer_id)")
+    if missing:
+        raise SchemaError(missing, list(raw.columns))
+    used = {mapping.columns.get(c, c) for c in CUSTOMER_COLUMNS}
+    out = pd.DataFrame(index=raw.index)
+    for col in CUSTOMER_COLUMNS:
+        src = mapping.columns.get(col, col)
+        if col == "signup_ts":
+            if src in raw.columns:
+                ts, _, bad = parse_timestamps(
+                    raw[src], timezone=mapping.timezone, timestamp_format=mapping.timestamp_format
+                )
+                if bad.any():
+                    rows = raw.index[bad][:5].tolist()
+                    raise ValueError(f"{source}: unparsable signup_ts on rows {rows} (0-based)")
+                out[col] = ts
+            else:
+                out[col] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+        else:
+            empty = pd.Series(np.nan, index=raw.index, dtype="str")
+            out[col] = as_text(raw[src]) if src in raw.columns else empty
+    blank = out["customer_id"].isna()
+    repeated = out["customer_id"].duplicated() & ~blank
+    for label, mask in (("blank customer_id", blank), ("repeated customer_id", repeated)):
+        if mask.any():
+            rows = raw.index[mask.to_numpy()][:5].tolist()
+            raise ValueError(f"{source}: {int(mask.sum())} rows with {label}, e.g. rows {rows}")
+    extras = raw[[c for c in raw.columns if c not in used]]
+    customers = pd.concat([out, extras], axis=1)
+    return customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def write_events(events: pd.DataFrame, path: str | Path) -> Path:
+    """Write canonical events to Parquet with :data:`features.schema.EVENT_SCHEMA`.
+
+    Parameters
+    ----------
+    events
+        Canonical event frame.
+    path
+        Output file; parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_canonical_table(events), out)
+    return out
+
+
+def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write events, quarantine (CSV and Parquet) and a JSON summary into one folder.
+
+    Parameters
+    ----------
+    result
+        Output of :func:`load_events` or :func:`features.validate.validate_events`.
+    out_dir
+        Folder, created when missing.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Keys ``events``, ``quarantine_csv``, ``quarantine_parquet``, ``summary``.
+    """
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "events": write_events(result.events, folder / "events.parquet"),
+        "quarantine_csv": folder / "quarantine.csv",
+        "quarantine_parquet": folder / "quarantine.parquet",
+        "summary": folder / "summary.json",
+    }
+    result.quarantine.to_csv(paths["quarantine_csv"], index=False)
+    result.quarantine.to_parquet(paths["quarantine_parquet"], index=False)
+    paths["summary"].write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    return paths

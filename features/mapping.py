@@ -1,0 +1,240 @@
+"""How a source's columns and values map onto the canonical event contract, loaded from YAML.
+
+A mapping renames source columns to canonical names, translates raw event names into the
+vocabulary, supplies constants (every CDNOW row is a ``purchase`` in ``USD``), states the zone of
+naive timestamps and, for order-line logs, how lines become purchase and refund events.
+Shipped mappings live in ``features/defaults/mappings``; nothing is read on import.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from features.config import load_yaml
+from features.schema import CUSTOMER_SCHEMA, EVENT_COLUMNS
+
+CONSTANT_COLUMNS: tuple[str, ...] = ("event_type", "currency", "channel", "campaign_id")
+"""Canonical columns that a mapping may fill with one value for every row."""
+
+CUSTOMER_COLUMNS: tuple[str, ...] = tuple(CUSTOMER_SCHEMA.names)
+"""Canonical columns of the optional customer table."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_timezone(value: str) -> str:
+    """Reject zone names that the IANA database does not know."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'Europe/London')"
+        ) from exc
+    return value
+
+
+class TransactionMapping(_Strict):
+    """Order-line logs: how lines (one product of one order) become purchase and refund events.
+
+    A line's value is ``amount_col`` when set (``quantity_col`` is then only checked), otherwise
+    ``quantity_col * unit_price_col``. Lines of orders whose id starts with ``refund_prefix``
+    become ``refund`` events with negative revenue (``-|value|``). A negative quantity, unit price
+    or amount on a line of any other order is quarantined: the log does not say what it means.
+    """
+
+    order_id_col: str | None = None
+    """Order (invoice) id; needed to merge by order and to recognise refunds."""
+    quantity_col: str | None = None
+    """Units on the line."""
+    unit_price_col: str | None = None
+    """Price of one unit."""
+    amount_col: str | None = None
+    """Value of the whole line; takes precedence over quantity * unit price."""
+    refund_prefix: str | None = None
+    """Orders whose id starts with this (Online Retail: ``C``) are refunds."""
+    merge: Literal["order", "day", "none"] = "order"
+    """One event per order, per customer and local calendar day (BTYD convention), or per line."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TransactionMapping:
+        problems = []
+        if self.amount_col is None and (self.quantity_col is None or self.unit_price_col is None):
+            problems.append("set amount_col, or both quantity_col and unit_price_col")
+        if self.merge == "order" and self.order_id_col is None:
+            problems.append("merge: order needs order_id_col")
+        if self.refund_prefix is not None and self.order_id_col is None:
+            problems.append("refund_prefix needs order_id_col")
+        if self.refund_prefix == "":
+            problems.append("refund_prefix must not be empty")
+        if problems:
+            raise ValueError("transactions: " + "; ".join(problems))
+        return self
+
+
+class EventMapping(_Strict):
+    """How one source maps onto the canonical event columns.
+
+    A canonical column comes from ``columns`` when mapped there, else from ``constants``, else
+    from a source column of the same name. Required: ``customer_id``, ``event_ts`` and
+    ``event_type``; ``revenue`` is optional (null when absent).
+
+    Examples
+    --------
+    >>> m = EventMapping(columns={"customer_id": "user"}, constants={"event_type": "visit"})
+    >>> m.timezone
+    'UTC'
+    """
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Canonical column name -> source column name."""
+    event_types: dict[str, str] = Field(default_factory=dict)
+    """Raw event value -> vocabulary name; values not listed must already be vocabulary names."""
+    constants: dict[str, str] = Field(default_factory=dict)
+    """Canonical column -> one value for every row (``event_type``, ``currency``, ...)."""
+    timezone: str = "UTC"
+    """IANA zone of naive timestamps; aware timestamps keep their own offset."""
+    timestamp_format: str | None = None
+    """strptime format of the timestamp text; None parses ISO 8601 first, then leniently."""
+    transactions: TransactionMapping | None = None
+    """Set for order-line logs: lines are validated, then merged into events."""
+    duplicates: Literal["quarantine", "keep"] = "quarantine"
+    """Rows identical in every source column: quarantine all but the first, or keep them all
+    (line files without a line id, such as CDNOW, hold genuine repeated lines)."""
+    read: dict[str, Any] = Field(default_factory=dict)
+    """Reader options passed to ``pandas.read_csv`` (``sep``, ``header``, ``names``, ...)."""
+
+    @field_validator("columns")
+    @classmethod
+    def _canonical_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(EVENT_COLUMNS))
+        if unknown:
+            raise ValueError(f"columns: {unknown} are not canonical columns {list(EVENT_COLUMNS)}")
+        if any(not source for source in value.values()):
+            raise ValueError("columns: a source column name is empty")
+        return value
+
+    @field_validator("constants")
+    @classmethod
+    def _constant_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CONSTANT_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"constants: {unknown} cannot be constants; allowed: {CONSTANT_COLUMNS}"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @model_validator(mode="after")
+    def _no_conflicts(self) -> EventMapping:
+        both = sorted(set(self.columns) & set(self.constants))
+        if both:
+            raise ValueError(f"{both} are given both as a column and as a constant")
+        if self.transactions is not None and ("revenue" in self.columns):
+            raise ValueError(
+                "with transactions, revenue comes from the line columns; drop columns.revenue"
+            )
+        return self
+
+
+class CustomerMapping(_Strict):
+    """How a customer table maps onto the canonical customer columns.
+
+    The canonical columns are ``customer_id``, ``acquisition_channel``, ``country`` and
+    ``signup_ts``; other columns are kept as they are.
+    """
+
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Canonical column name -> source column name."""
+    timezone: str = "UTC"
+    """IANA zone of naive ``signup_ts`` values."""
+    timestamp_format: str | None = None
+    """strptime format of ``signup_ts``; None parses ISO 8601 first, then leniently."""
+    read: dict[str, Any] = Field(default_factory=dict)
+    """Reader options passed to ``pandas.read_csv``."""
+
+    @field_validator("columns")
+    @classmethod
+    def _canonical_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(CUSTOMER_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"columns: {unknown} are not customer columns {list(CUSTOMER_COLUMNS)}"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+
+def _mappings_dir() -> Path:
+    """Return the folder of shipped mapping files."""
+    return Path(str(resources.files("features") / "defaults" / "mappings"))
+
+
+def shipped_mappings() -> tuple[str, ...]:
+    """Return the names of the mappings shipped with the package.
+
+    Returns
+    -------
+    tuple of str
+        Names accepted by :func:`load_mapping`, sorted.
+
+    Examples
+    --------
+    >>> "cdnow" in shipped_mappings()
+    True
+    """
+    return tuple(sorted(p.stem for p in _mappings_dir().glob("*.yaml")))
+
+
+def load_mapping(name_or_path: str | Path | None) -> EventMapping | None:
+    """Load an event mapping by shipped name or from a YAML file.
+
+    Parameters
+    ----------
+    name_or_path
+        A shipped name (``"cdnow"``, ``"cdnow_sample"``, ``"online_retail"``), a path to a YAML
+        file, or None.
+
+    Returns
+    -------
+    EventMapping or None
+        None when ``name_or_path`` is None (the source already uses canonical names).
+
+    Raises
+    ------
+    FileNotFoundError
+        When it is neither a shipped name nor an existing file.
+    ValueError
+        When the YAML is invalid or does not match :class:`EventMapping`.
+
+    Examples
+    --------
+    >>> load_mapping("online_retail").transactions.refund_prefix
+    'C'
+    """
+    if name_or_path is None:
+        return None
+    text = str(name_or_path)
+    if text in shipped_mappings():
+        return load_yaml(_mappings_dir() / f"{text}.yaml", EventMapping)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"mapping {text!r} is neither a shipped mapping {list(shipped_mappings())} "
+            "nor an existing YAML file"
+        )
+    return load_yaml(path, EventMapping)
