@@ -15,7 +15,8 @@ help: ## List the targets
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	@test -x $(BIN)/uv || { $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
 	$(BIN)/uv sync --frozen --python $(BIN)/python
 	@touch $(STAMP)
 
