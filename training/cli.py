@@ -365,7 +365,8 @@ def features(
     }
     _emit(
         summary,
-        f"{len(frame):,} feature rows ({summary["customers"]:,} customers x {len(cuts)} cutoff{"s" if len(cuts) > 1 else ""}, "
+        f"{len(frame):,} feature rows ({summary['customers']:,} customers x {len(cuts)} "
+        f"cutoff{'s' if len(cuts) > 1 else ''}, "
         f"{len(frame.columns)} columns) from {counts['events']:,} events in {seconds:.1f} s "
         f"-> {out}",
         as_json,
