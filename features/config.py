@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.schema import DEFAULT_VOCABULARY
+from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -38,14 +38,7 @@ class FeatureSettings(_Strict):
     """Windows and fixed category lists that shape the feature columns."""
 
     windows_days: tuple[int, ...] = (7, 30, 90, 365)
-    channels: tuple[str, ...] = (
-        "organic_search",
-        "paid_social",
-        "email",
-        "referral",
-        "affiliate",
-        "direct",
-    )
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
 
     @field_validator("windows_days")
     @classmethod

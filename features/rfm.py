@@ -86,8 +86,8 @@ def rfm_segment(r: np.ndarray, f: np.ndarray, m: np.ndarray, bins: int = 5) -> n
     return names
 
 
-def score_rfm(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
-    """Add ``rfm_r``, ``rfm_f``, ``rfm_m`` and ``rfm_segment`` to a feature frame.
+def rfm_columns(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """Return ``rfm_r``, ``rfm_f``, ``rfm_m`` and ``rfm_segment`` for a feature frame.
 
     Scores are relative to the customers with a purchase at the same cutoff: recency from
     ``days_since_last_purchase`` (more recent scores higher), frequency from ``n_purchases``,
@@ -104,26 +104,37 @@ def score_rfm(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A copy with the four columns added; rows and order unchanged.
+        The four columns, on the index of ``features``.
     """
-    out = features.copy()
-    r = np.zeros(len(out), dtype=np.int64)
-    f = np.zeros(len(out), dtype=np.int64)
-    m = np.zeros(len(out), dtype=np.int64)
-    for _, idx in out.groupby("cutoff", sort=False).indices.items():
-        part = out.iloc[idx]
-        buyers = (part["n_purchases"] > 0).to_numpy()
-        dims = {
-            "r": -part["days_since_last_purchase"].to_numpy(dtype=float),
-            "f": part["n_purchases"].to_numpy(dtype=float),
-            "m": part["net_revenue_total"].to_numpy(dtype=float),
-        }
-        for key, target in (("r", r), ("f", f), ("m", m)):
-            values = np.where(buyers, dims[key], np.nan)
-            target[idx] = quantile_score(values, values[buyers], bins)
-    out["rfm_r"], out["rfm_f"], out["rfm_m"] = r, f, m
-    out["rfm_segment"] = pd.Series(rfm_segment(r, f, m, bins), index=out.index, dtype="str")
+    buyers = features["n_purchases"].to_numpy() > 0
+    dims = {
+        "rfm_r": -features["days_since_last_purchase"].to_numpy(dtype=float),
+        "rfm_f": features["n_purchases"].to_numpy(dtype=float),
+        "rfm_m": features["net_revenue_total"].to_numpy(dtype=float),
+    }
+    scores = {name: np.zeros(len(features), dtype=np.int64) for name in dims}
+    for idx in features.groupby("cutoff", sort=False).indices.values():
+        group_buyers = buyers[idx]
+        for name, values in dims.items():
+            group = np.where(group_buyers, values[idx], np.nan)
+            scores[name][idx] = quantile_score(group, group[group_buyers], bins)
+    segment = rfm_segment(scores["rfm_r"], scores["rfm_f"], scores["rfm_m"], bins)
+    out = pd.DataFrame(scores, index=features.index)
+    out["rfm_segment"] = pd.Series(segment, index=features.index, dtype="str")
     return out
+
+
+def score_rfm(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """Return a copy of ``features`` with the columns of :func:`rfm_columns` added.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"cutoff": 1, "days_since_last_purchase": [1.0, 9.0, None],
+    ...                   "n_purchases": [3, 1, 0], "net_revenue_total": [90.0, 10.0, 0.0]})
+    >>> score_rfm(f)["rfm_segment"].tolist()
+    ['Loyal', 'Hibernating', 'No purchase yet']
+    """
+    return pd.concat([features, rfm_columns(features, bins)], axis=1)
 
 
 def segment_table(features: pd.DataFrame) -> pd.DataFrame:

@@ -35,6 +35,16 @@ DEFAULT_VOCABULARY: tuple[str, ...] = (
 )
 """Event types understood out of the box; a config may replace or extend the list."""
 
+DEFAULT_CHANNELS: tuple[str, ...] = (
+    "organic_search",
+    "paid_social",
+    "email",
+    "referral",
+    "affiliate",
+    "direct",
+)
+"""Marketing channels the shipped config and the simulator use out of the box."""
+
 EVENT_SCHEMA = pa.schema(
     [
         pa.field("customer_id", pa.string(), nullable=False),

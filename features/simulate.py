@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.schema import DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
+from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.integer[Any]]
@@ -62,14 +62,7 @@ CAMPAIGN_TARGETING_PROBABILITY = 0.35
 CAMPAIGN_TREATMENT_PROBABILITY = 0.5
 """Chance that a picked customer is randomised to treatment rather than control."""
 
-ACQUISITION_CHANNELS: tuple[str, ...] = (
-    "organic_search",
-    "paid_social",
-    "email",
-    "referral",
-    "affiliate",
-    "direct",
-)
+ACQUISITION_CHANNELS: tuple[str, ...] = DEFAULT_CHANNELS
 COUNTRIES: tuple[str, ...] = ("US", "GB", "DE", "FR", "KR", "BR", "IN")
 OFFERS: tuple[str, ...] = ("discount_10", "free_shipping", "bundle", "double_points")
 CURRENCY = "USD"

@@ -190,6 +190,26 @@ def _features_at(
         return build_features(events, cutoffs=cutoffs, config=config, progress=advance)
 
 
+def _features_for_report(
+    events: str,
+    cutoff: str | None,
+    mapping: str | None,
+    table: str | None,
+    config: Path | None,
+    as_json: bool,
+) -> tuple[pd.Timestamp, pd.DataFrame]:
+    """Open the events and build features at one cutoff (default: after the last event)."""
+    from features.build import parse_cutoff
+
+    cfg = _load_config(config)
+    data, _ = _open_events(events, mapping, table, cfg)
+    try:
+        cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from exc
+    return cut, _features_at(data, [cut], cfg, show_progress=not as_json)
+
+
 def _print_table(frame: pd.DataFrame, title: str, formats: dict[str, str]) -> None:
     from pandas.api.types import is_numeric_dtype
 
@@ -396,13 +416,9 @@ def stages(
     (two or more) -> loyalty (retention plus a referral, loyalty join or review; for logs
     without such events, the top RFM tier). Status (active / lapsed) is shown beside the stage.
     """
-    from features.build import parse_cutoff
     from features.stages import funnel
 
-    cfg = _load_config(config)
-    data, _ = _open_events(events, mapping, table, cfg)
-    cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
-    frame = _features_at(data, [cut], cfg, show_progress=not as_json)
+    cut, frame = _features_for_report(events, cutoff, mapping, table, config, as_json)
     table_ = funnel(frame)
     if not as_json:
         _print_table(
@@ -445,13 +461,9 @@ def rfm(
     customers with a purchase; segments (Champions, Loyal, ..., Hibernating, Lost) come from
     the recency score and the mean of the frequency and monetary scores.
     """
-    from features.build import parse_cutoff
     from features.rfm import segment_table
 
-    cfg = _load_config(config)
-    data, _ = _open_events(events, mapping, table, cfg)
-    cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
-    frame = _features_at(data, [cut], cfg, show_progress=not as_json)
+    cut, frame = _features_for_report(events, cutoff, mapping, table, config, as_json)
     seg = segment_table(frame)
     if not as_json:
         labels = {
