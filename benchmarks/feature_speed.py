@@ -39,10 +39,10 @@ def hwm_kb():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
 from features.build import build_features
-path, cutoff = sys.argv[1], sys.argv[2]
+path, cutoff, limit = sys.argv[1], sys.argv[2], sys.argv[3] or None
 floor_kb = hwm_kb()
 began = time.perf_counter()
-frame = build_features(path, cutoffs=cutoff)
+frame = build_features(path, cutoffs=cutoff, memory_limit=limit)
 seconds = time.perf_counter() - began
 print(json.dumps({"seconds": seconds, "rows": len(frame), "columns": len(frame.columns),
                   "peak_rss_kb": hwm_kb(), "floor_rss_kb": floor_kb}))
@@ -71,7 +71,7 @@ def simulated_log(n_events: int, workdir: Path, seed: int) -> Path:
     return target
 
 
-def measure(path: Path, repeats: int) -> dict[str, object]:
+def measure(path: Path, repeats: int, memory_limit: str | None = None) -> dict[str, object]:
     """Build features ``repeats`` times in fresh processes; return the measurements."""
     from features.build import event_time_range
 
@@ -80,7 +80,7 @@ def measure(path: Path, repeats: int) -> dict[str, object]:
     runs = []
     for _ in range(repeats):
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path), cutoff],
+            [sys.executable, "-c", CHILD, str(path), cutoff, memory_limit or ""],
             check=True,
             capture_output=True,
             text=True,
@@ -93,6 +93,7 @@ def measure(path: Path, repeats: int) -> dict[str, object]:
     csv_mb = csv_bytes * n_events / min(n_events, 100_000) / 2**20
     return {
         "events": n_events,
+        "memory_limit": memory_limit,
         "customers_out": runs[0]["rows"],
         "feature_columns": runs[0]["columns"],
         "seconds_median": round(seconds, 3),
@@ -112,6 +113,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--memory-limit-share",
+        type=float,
+        default=0.5,
+        help="also run with DuckDB's memory capped at this share of the events' size (0: skip)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=HERE / ".cache")
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -123,6 +130,9 @@ def main() -> None:
         began = time.perf_counter()
         result = measure(path, args.repeats)
         results.append(result)
+        if args.memory_limit_share > 0:
+            cap_mb = max(64, int(result["events_arrow_mb"] * args.memory_limit_share))
+            results.append(measure(path, args.repeats, f"{cap_mb}MB"))
         print(
             f"{n:,} events: {result['events_per_second']:,} events/s, "
             f"peak RSS {result['peak_rss_mb']} MB ({time.perf_counter() - began:.0f} s)",
@@ -143,13 +153,15 @@ def main() -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     (args.out / f"feature_speed-{stamp}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(
-        "| events | customers | seconds (median) | events/s | peak RSS MB | RSS after imports MB"
+        "| events | DuckDB memory limit | customers | seconds (median) | events/s | peak RSS MB"
+        " | RSS after imports MB"
         " | events in memory (Arrow) MB | Parquet MB |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
-            f"| {r['events']:,} | {r['customers_out']:,} | {r['seconds_median']} | "
+            f"| {r['events']:,} | {r['memory_limit'] or 'none'} | {r['customers_out']:,} | "
+            f"{r['seconds_median']} | "
             f"{r['events_per_second']:,} | {r['peak_rss_mb']} | {r['floor_rss_mb']} | "
             f"{r['events_arrow_mb']} | {r['events_csv_mb_estimate']} | {r['events_parquet_mb']} |"
         )

@@ -42,13 +42,30 @@ def parse_cutoff(value: str | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """Open an in-memory DuckDB connection with UTC as its time zone."""
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB connection with UTC as its time zone.
+
+    Parameters
+    ----------
+    threads
+        Worker threads (default: all cores).
+    memory_limit
+        DuckDB memory limit such as ``"500MB"``; beyond it DuckDB spills to a temporary
+        directory instead of growing (slower, bounded memory).
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    if memory_limit:
+        try:
+            con.execute(f"SET memory_limit = {_sql_string(memory_limit)}")
+        except duckdb.Error as exc:
+            con.close()
+            raise ValueError(f"memory limit {memory_limit!r} is not a size like '500MB'") from exc
     return con
 
 
@@ -163,6 +180,7 @@ def build_features(
     cutoffs: pd.Timestamp | str | Sequence[pd.Timestamp | str],
     config: LifecycleConfig | None = None,
     threads: int | None = None,
+    memory_limit: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Compute features as of each cutoff, from events strictly before it.
@@ -177,6 +195,8 @@ def build_features(
         Lifecycle config (vocabulary, stage rules, windows); the shipped default when None.
     threads
         DuckDB threads (default: all cores).
+    memory_limit
+        Cap on DuckDB's memory, e.g. ``"400MB"``: larger work spills to disk (slower).
     progress
         Called with 1 after each cutoff is done.
 
@@ -202,7 +222,7 @@ def build_features(
     cuts = sorted({parse_cutoff(c) for c in cutoffs})
     if not cuts:
         raise ValueError("at least one cutoff is needed")
-    con = connect(threads)
+    con = connect(threads, memory_limit)
     try:
         register_events(con, events)
         sql = feature_sql(config)

@@ -182,12 +182,18 @@ def _default_cutoff(events: Any) -> pd.Timestamp:
 
 
 def _features_at(
-    events: Any, cutoffs: list[Any], config: LifecycleConfig, show_progress: bool = True
+    events: Any,
+    cutoffs: list[Any],
+    config: LifecycleConfig,
+    show_progress: bool = True,
+    memory_limit: str | None = None,
 ) -> pd.DataFrame:
     from features.build import build_features
 
     with _progress("features", total=len(cutoffs), enabled=show_progress) as advance:
-        return build_features(events, cutoffs=cutoffs, config=config, progress=advance)
+        return build_features(
+            events, cutoffs=cutoffs, config=config, memory_limit=memory_limit, progress=advance
+        )
 
 
 def _features_for_report(
@@ -347,6 +353,12 @@ def features(
     mapping: MappingOpt = None,
     table: TableOpt = None,
     config: ConfigOpt = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Cap DuckDB's memory, e.g. 500MB: bigger work spills to disk (slower).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build point-in-time features: one row per customer per cutoff.
@@ -370,7 +382,10 @@ def features(
         cuts = [parse_cutoff(c) for c in cutoff] if cutoff else monthly_cutoffs(data)
     except ValueError as exc:
         raise _fail(str(exc), code=2) from exc
-    frame = _features_at(data, cuts, cfg, show_progress=not as_json)
+    try:
+        frame = _features_at(data, cuts, cfg, show_progress=not as_json, memory_limit=memory_limit)
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from exc
     write_features(frame, out)
     seconds = time.perf_counter() - began
     summary = {

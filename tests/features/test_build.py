@@ -275,3 +275,15 @@ def test_build_features_future_events_never_change_features(future):
     rows = [(c, T + pd.Timedelta(seconds=s), t, r, ch, cmp) for c, s, t, r, ch, cmp in future]
     augmented = pd.concat([HAND_LOG, make_events(rows)], ignore_index=True)
     assert_frame_equal(build_features(augmented, cutoffs=T), build_features(HAND_LOG, cutoffs=T))
+
+
+def test_build_features_with_a_memory_limit_gives_the_same_features():
+    assert_frame_equal(
+        build_features(HAND_LOG, cutoffs=T, memory_limit="64MB"),
+        build_features(HAND_LOG, cutoffs=T),
+    )
+
+
+def test_build_features_rejects_a_bad_memory_limit():
+    with pytest.raises(ValueError, match="lots"):
+        build_features(HAND_LOG, cutoffs=T, memory_limit="lots")
