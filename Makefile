@@ -44,7 +44,10 @@ demo: $(STAMP) ## Simulate 20,000 customers, validate, build features, print the
 bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events
 	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000
 
+bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs realised outcomes
+	$(BIN)/python benchmarks/simulator.py --customers 100000 1000000
+
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install lint format test demo bench-features clean
+.PHONY: help install lint format test demo bench-features bench-sim clean

@@ -155,7 +155,7 @@ def main() -> None:
     print(
         "| events | DuckDB memory limit | customers | seconds (median) | events/s | peak RSS MB"
         " | RSS after imports MB"
-        " | events in memory (Arrow) MB | Parquet MB |"
+        " | events in memory (Arrow) MB | as CSV MB (est.) | Parquet MB |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
