@@ -14,7 +14,10 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml uv.lock
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || { \
+	  $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+	    || { echo "Python 3.11 is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=..." >&2; exit 1; }; \
+	  $(PYTHON) -m venv $(VENV); }
 	@test -x $(BIN)/uv || { $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
 	$(BIN)/uv sync --frozen --python $(BIN)/python

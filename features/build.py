@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from features.config import LifecycleConfig
 from features.definitions import DAY_US, bucket_edges_days, feature_definitions
 from features.rfm import rfm_columns
-from features.schema import STAGES
+from features.schema import EVENT_SCHEMA, REQUIRED_COLUMNS, STAGES
 
 EventSource: TypeAlias = pd.DataFrame | pa.Table | str | Path
 """Canonical events in memory, or the path of a Parquet file or folder of Parquet files."""
@@ -69,18 +69,65 @@ def connect(
     return con
 
 
+def event_files(path: Path) -> list[Path]:
+    """Parquet files holding events under ``path`` (a file or a folder).
+
+    A folder written by ``lifecycle validate`` or ``lifecycle simulate`` holds ``events.parquet``
+    beside other tables (the quarantine, the truth): only ``events.parquet`` is read there.
+    Any other folder is read whole, and every file must carry the required columns.
+    """
+    if not path.is_dir():
+        return [path]
+    if (path / "events.parquet").is_file():
+        return [path / "events.parquet"]
+    files = sorted(path.rglob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no Parquet files under {path}")
+    for file in files:
+        names = set(pq.read_schema(file).names)
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise ValueError(f"{file} is not an event file: it lacks {', '.join(missing)}")
+    return files
+
+
 def register_events(con: duckdb.DuckDBPyConnection, events: EventSource) -> None:
-    """Expose canonical events to ``con`` as the view ``events``."""
+    """Expose canonical events to ``con`` as the view ``events``.
+
+    Absent optional columns read as NULL, and a revenue that is not a finite number reads as
+    NULL, so a canonical table with only the required columns works as well.
+    """
     if isinstance(events, pd.DataFrame | pa.Table):
         con.register("events_input", events)
         source = "events_input"
+        names = (
+            set(events.columns) if isinstance(events, pd.DataFrame) else set(events.schema.names)
+        )
     else:
         path = Path(events)
         if not path.exists():
             raise FileNotFoundError(f"events not found: {path}")
-        pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-        source = "read_parquet(" + _sql_string(pattern) + ")"
-    columns = "customer_id, event_ts, event_type, revenue, channel, campaign_id"
+        files = event_files(path)
+        source = "read_parquet([" + ", ".join(_sql_string(str(f)) for f in files) + "])"
+        names = set(pq.read_schema(files[0]).names)
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"events lack the required column(s) {', '.join(missing)}")
+
+    def column(name: str, sql_type: str) -> str:
+        return f"CAST({name} AS {sql_type})" if name in names else f"CAST(NULL AS {sql_type})"
+
+    revenue = column("revenue", "DOUBLE")
+    columns = ", ".join(
+        [
+            "CAST(customer_id AS VARCHAR) AS customer_id",
+            "CAST(event_ts AS TIMESTAMPTZ) AS event_ts",
+            "CAST(event_type AS VARCHAR) AS event_type",
+            f"CASE WHEN isfinite({revenue}) THEN {revenue} END AS revenue",
+            f"{column('channel', 'VARCHAR')} AS channel",
+            f"{column('campaign_id', 'VARCHAR')} AS campaign_id",
+        ]
+    )
     con.execute(f"CREATE OR REPLACE TEMP VIEW events AS SELECT {columns} FROM {source}")  # noqa: S608
 
 
@@ -98,6 +145,7 @@ def feature_sql(config: LifecycleConfig) -> str:
     Reads the view ``events``; returns one row per customer with an event before the cutoff.
     """
     rules = config.stages
+    roles = config.features
     defs = feature_definitions(config)
 
     def select(scope: str) -> str:
@@ -115,21 +163,25 @@ def feature_sql(config: LifecycleConfig) -> str:
 WITH ev AS NOT MATERIALIZED (
   SELECT customer_id, event_type, channel, campaign_id IS NOT NULL AS has_campaign,
          epoch_us($cutoff::TIMESTAMPTZ) - epoch_us(event_ts) AS age_us,
-         CAST(round(revenue * 1000000) AS BIGINT) AS rev_micro
+         -- refunds always reduce revenue, whichever sign the source gave them
+         CASE WHEN event_type IN ({_sql_list(roles.refund_events)})
+              THEN -abs(CAST(round(revenue * 1000000) AS BIGINT))
+              ELSE CAST(round(revenue * 1000000) AS BIGINT) END AS rev_micro
   FROM events
   WHERE event_ts < $cutoff::TIMESTAMPTZ
 ),
 g AS (
   SELECT customer_id, event_type, channel, has_campaign,
          CASE {bucket} ELSE {NO_BUCKET} END AS age_hi,
-         -- DOUBLE holds integers exactly below 2**53, so these sums stay exact and
-         -- order-independent, with a third less memory and time than HUGEINT sum states.
-         CAST(count(*) AS DOUBLE) AS n, CAST(sum(rev_micro) AS DOUBLE) AS rev,
-         max(rev_micro) AS max_rev,
+         -- counts as DOUBLE (exact: far below 2**53) take less memory than HUGEINT sum
+         -- states; revenue stays an exact HUGEINT sum, so any currency scale is exact.
+         CAST(count(*) AS DOUBLE) AS n, sum(rev_micro) AS rev, max(rev_micro) AS max_rev,
          min(age_us) AS min_age, max(age_us) AS max_age,
          event_type IN ({_sql_list(rules.purchase_events)}) AS is_purchase,
          event_type IN ({_sql_list(rules.signup_events)}) AS is_signup,
-         event_type IN ({_sql_list(rules.loyalty_events)}) AS is_loyalty
+         event_type IN ({_sql_list(rules.loyalty_events)}) AS is_loyalty,
+         event_type IN ({_sql_list(roles.refund_events)}) AS is_refund,
+         event_type IN ({_sql_list(roles.exposure_events)}) AS is_exposure
   FROM ev
   GROUP BY ALL
 ),
@@ -161,15 +213,19 @@ ORDER BY customer_id
 """  # noqa: S608 - only config-derived literals are interpolated, each one quoted
 
 
-def _loyalty_by_rfm(con: duckdb.DuckDBPyConnection, config: LifecycleConfig, last: str) -> bool:
-    """Resolve ``loyalty_top_rfm_tier``; "auto" uses it only for logs without loyalty events."""
+def _loyalty_by_rfm(con: duckdb.DuckDBPyConnection, config: LifecycleConfig, cutoff: str) -> bool:
+    """Resolve ``loyalty_top_rfm_tier`` at one cutoff.
+
+    "auto" uses the top RFM tier only when no loyalty event happened before the cutoff
+    (transaction-only logs), decided from events before that cutoff alone.
+    """
     mode = config.stages.loyalty_top_rfm_tier
     if mode != "auto":
         return mode == "always"
     rows = con.execute(
         f"SELECT count(*) FROM events WHERE event_ts < $cutoff::TIMESTAMPTZ "  # noqa: S608
         f"AND event_type IN ({_sql_list(config.stages.loyalty_events)})",
-        {"cutoff": last},
+        {"cutoff": cutoff},
     ).fetchall()
     return rows[0][0] == 0
 
@@ -226,9 +282,10 @@ def build_features(
     try:
         register_events(con, events)
         sql = feature_sql(config)
-        use_rfm_tier = _loyalty_by_rfm(con, config, cuts[-1].isoformat())
-        frames = []
+        frames, tier_cutoffs = [], []
         for cut in cuts:
+            if _loyalty_by_rfm(con, config, cut.isoformat()):
+                tier_cutoffs.append(cut)
             table = con.sql(sql, params={"cutoff": cut.isoformat()}).to_arrow_table()
             frame = table.to_pandas()
             frame.insert(
@@ -240,23 +297,25 @@ def build_features(
     finally:
         con.close()
     features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return _add_customer_glue(features, config, use_rfm_tier)
+    return _add_customer_glue(features, config, tier_cutoffs)
 
 
 def _add_customer_glue(
-    features: pd.DataFrame, config: LifecycleConfig, use_rfm_tier: bool
+    features: pd.DataFrame, config: LifecycleConfig, rfm_tier_cutoffs: Sequence[pd.Timestamp]
 ) -> pd.DataFrame:
     """Add RFM scores, the stage name (with the optional top-RFM-tier loyalty) and the status.
 
-    Works in place on ``features``, a frame this module just built.
+    ``rfm_tier_cutoffs`` are the cutoffs at which the top RFM tier counts as loyalty. Works in
+    place on ``features``, a frame this module just built.
     """
     out = features
     for name, column in rfm_columns(features, bins=config.rfm.bins).items():
         out[name] = column
     code = out["stage_code"].to_numpy(dtype=np.int64).copy()
-    if use_rfm_tier:
+    if rfm_tier_cutoffs:
         top = out["rfm_segment"].isin(config.stages.top_rfm_segments).to_numpy()
-        code[(code == 3) & top] = 4
+        at_tier_cutoff = out["cutoff"].isin(rfm_tier_cutoffs).to_numpy()
+        code[(code == 3) & top & at_tier_cutoff] = 4
     out["stage_code"] = code
     out["stage"] = pd.Series(np.asarray(STAGES, dtype=object)[code], index=out.index, dtype="str")
     active_days = float(config.stages.active_days)
@@ -286,6 +345,24 @@ def event_time_range(events: EventSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     if first is None:
         raise ValueError("the event log has no events")
     return (pd.Timestamp(first, unit="us", tz="UTC"), pd.Timestamp(last, unit="us", tz="UTC"))
+
+
+def is_canonical(files: Sequence[Path]) -> bool:
+    """Whether every Parquet file has the required columns with the canonical types."""
+    for file in files:
+        schema = pq.read_schema(file)
+        for field in EVENT_SCHEMA:
+            index = schema.get_field_index(field.name)
+            if index < 0:
+                if field.name in REQUIRED_COLUMNS:
+                    return False
+                continue
+            found = schema.field(index).type
+            if found != field.type and not (
+                pa.types.is_string(field.type) and pa.types.is_large_string(found)
+            ):
+                return False
+    return True
 
 
 def monthly_cutoffs(
@@ -329,6 +406,7 @@ __all__ = [
     "DAY_US",
     "KEY_COLUMNS",
     "build_features",
+    "event_files",
     "event_time_range",
     "feature_columns",
     "monthly_cutoffs",

@@ -35,10 +35,12 @@ class StageRules(_Strict):
 
 
 class FeatureSettings(_Strict):
-    """Windows and fixed category lists that shape the feature columns."""
+    """Windows, fixed category lists and event roles that shape the feature columns."""
 
     windows_days: tuple[int, ...] = (7, 30, 90, 365)
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    refund_events: tuple[str, ...] = ("refund",)
+    exposure_events: tuple[str, ...] = ("campaign_exposure",)
 
     @field_validator("windows_days")
     @classmethod

@@ -7,10 +7,12 @@ age bucket (the bucket edges are the feature windows, so a window holds whole gr
 columns; ``derived`` features are expressions over other features' columns (by name). Columns
 whose name starts with ``_`` are intermediate and not part of the output.
 
-``g`` has, per group: ``n`` (events), ``rev`` (revenue in millionths, BIGINT, so sums are
-exact and independent of row order), ``max_rev``, ``min_age`` and ``max_age`` (``T - event_ts``
+``g`` has, per group: ``n`` (events), ``rev`` (revenue in millionths, an exact integer sum,
+so results never depend on row order), ``max_rev``, ``min_age`` and ``max_age`` (``T - event_ts``
 in microseconds, always > 0), ``age_hi`` (the bucket's upper edge in microseconds), and the
-flags ``is_purchase``, ``is_signup``, ``is_loyalty`` and ``has_campaign``.
+flags ``is_purchase``, ``is_signup``, ``is_loyalty`` (stage rules), ``is_refund``,
+``is_exposure`` (event roles in the feature settings) and ``has_campaign``. Refund revenue is
+always negative in ``rev``, whatever sign the source gave it.
 
 ``pur`` has, per purchase: ``age_us``, ``purchase_rank`` (1 for a customer's first purchase,
 2 for the second, ...; ties share a timestamp, so any order among them gives the same values)
@@ -182,7 +184,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         intermediate(REVENUE_MICRO, _sum_rev("is_purchase"), "events"),
         intermediate(
             REFUND_MICRO,
-            "-" + _sum_rev("event_type = 'refund'"),
+            "0 - " + _sum_rev("is_refund"),
             "events",
         ),
         intermediate(
@@ -340,7 +342,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         ),
         Feature(
             "n_refunds",
-            _count("event_type = 'refund'"),
+            _count("is_refund"),
             "refunds",
             "refunds, all time",
         ),
@@ -356,7 +358,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         ),
         Feature(
             "n_campaign_exposures",
-            _count("event_type = 'campaign_exposure'"),
+            _count("is_exposure"),
             "campaigns",
             "campaign offers received",
         ),
@@ -368,7 +370,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         ),
         Feature(
             "days_since_last_campaign_exposure",
-            _days(_min_age("event_type = 'campaign_exposure'")),
+            _days(_min_age("is_exposure")),
             "campaigns",
             "days since the latest campaign offer",
         ),

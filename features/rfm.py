@@ -1,9 +1,10 @@
 """RFM scoring and named segments.
 
 Scores are quantile scores 1..bins (5 by default) against a reference population: the
-customers with a purchase at the same cutoff. A value's quantile is its mid-rank (the share
-below it plus half the share equal to it), so ties share a score, scores never depend on row
-order, and one lone buyer scores in the middle rather than at the bottom. Segments follow the
+customers with a purchase at the same cutoff. A value's quantile is the share of the population
+strictly below it, so ties share the lowest score of their block and scores never depend on row
+order. Real logs tie heavily on frequency (most customers buy once): one-time buyers all score
+F = 1, which keeps segments such as New and About to sleep reachable. Segments follow the
 widely used R x FM grid (FM = the rounded mean of the F and M scores).
 """
 
@@ -33,7 +34,7 @@ SEGMENTS: tuple[str, ...] = tuple(dict.fromkeys(rule[0] for rule in SEGMENT_RULE
 
 
 def quantile_score(values: np.ndarray, reference: np.ndarray, bins: int = 5) -> np.ndarray:
-    """Score each value 1..bins by its mid-rank quantile in the reference.
+    """Score each value 1..bins by the share of the reference strictly below it.
 
     Parameters
     ----------
@@ -58,8 +59,7 @@ def quantile_score(values: np.ndarray, reference: np.ndarray, bins: int = 5) -> 
     if ref.size == 0:
         return np.zeros(len(values), dtype=np.int64)
     below = np.searchsorted(ref, values, side="left")
-    equal = np.searchsorted(ref, values, side="right") - below
-    scores = np.minimum(bins, 1 + (bins * (2 * below + equal)) // (2 * ref.size)).astype(np.int64)
+    scores = np.minimum(bins, 1 + (bins * below) // ref.size).astype(np.int64)
     return np.where(np.isnan(values), 0, scores)
 
 
@@ -132,7 +132,7 @@ def score_rfm(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
     >>> f = pd.DataFrame({"cutoff": 1, "days_since_last_purchase": [1.0, 9.0, None],
     ...                   "n_purchases": [3, 1, 0], "net_revenue_total": [90.0, 10.0, 0.0]})
     >>> score_rfm(f)["rfm_segment"].tolist()
-    ['Loyal', 'Hibernating', 'No purchase yet']
+    ['Need attention', 'Lost', 'No purchase yet']
     """
     return pd.concat([features, rfm_columns(features, bins)], axis=1)
 

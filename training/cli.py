@@ -123,26 +123,25 @@ def _load_config(path: Path | None) -> LifecycleConfig:
         raise _fail(str(exc)) from exc
 
 
-def _is_canonical_parquet(source: str) -> bool:
-    path = Path(source)
-    if path.is_dir():
-        return any(path.rglob("*.parquet"))
-    return path.suffix == ".parquet" and path.exists()
-
-
 def _open_events(
     source: str, mapping: str | None, table: str | None, config: LifecycleConfig
 ) -> tuple[Any, dict[str, int]]:
-    """Return events for feature work and counts; raw sources are validated in memory first."""
-    if mapping is None and table is None and _is_canonical_parquet(source):
+    """Return events for feature work and counts.
+
+    Canonical Parquet (from `simulate` or `validate`: the canonical columns and types) is read
+    as it is; anything else is validated in memory first and its bad rows are left out.
+    """
+    path = Path(source)
+    if mapping is None and table is None and (path.suffix == ".parquet" or path.is_dir()):
         import pyarrow.parquet as pq
 
-        from features.schema import REQUIRED_COLUMNS
+        from features.build import event_files, is_canonical
 
-        files = sorted(Path(source).rglob("*.parquet")) if Path(source).is_dir() else [source]
-        names = set(pq.read_schema(files[0]).names)
-        missing = [c for c in REQUIRED_COLUMNS if c not in names]
-        if not missing:
+        try:
+            files = event_files(path) if path.exists() else []
+        except (FileNotFoundError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+        if files and is_canonical(files):
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             return source, {"events": int(rows), "rows_quarantined": 0}
     from features.io import load_events
@@ -188,12 +187,17 @@ def _features_at(
     show_progress: bool = True,
     memory_limit: str | None = None,
 ) -> pd.DataFrame:
+    import duckdb
+
     from features.build import build_features
 
     with _progress("features", total=len(cutoffs), enabled=show_progress) as advance:
-        return build_features(
-            events, cutoffs=cutoffs, config=config, memory_limit=memory_limit, progress=advance
-        )
+        try:
+            return build_features(
+                events, cutoffs=cutoffs, config=config, memory_limit=memory_limit, progress=advance
+            )
+        except duckdb.Error as exc:
+            raise _fail(f"could not read the events: {exc}") from exc
 
 
 def _features_for_report(
@@ -257,7 +261,8 @@ def simulate(
         Path, typer.Option(help="Folder for events, customers, campaigns and truth.")
     ] = (Path("data/sim")),
     chunk_size: Annotated[
-        int, typer.Option(help="Customers simulated per chunk (memory bound; part of the seed).")
+        int,
+        typer.Option(help="Customers simulated per chunk (memory bound; part of the seed).", min=1),
     ] = 50_000,
     as_json: JsonOpt = False,
 ) -> None:
@@ -271,15 +276,20 @@ def simulate(
 
     began = time.perf_counter()
     with _progress("simulating customers", total=customers, enabled=not as_json) as advance:
-        summary = run_simulation(
-            customers,
-            seed=seed,
-            start=start,
-            days=days,
-            out_dir=out,
-            chunk_size=chunk_size,
-            progress=advance,
-        )
+        try:
+            summary = run_simulation(
+                customers,
+                seed=seed,
+                start=start,
+                days=days,
+                out_dir=out,
+                chunk_size=chunk_size,
+                progress=advance,
+            )
+        except ValueError as exc:
+            raise _fail(str(exc), code=2) from exc
+        except OSError as exc:
+            raise _fail(f"cannot write to {out}: {exc}") from exc
     result = summary.as_dict() | {"seconds": round(time.perf_counter() - began, 2)}
     _emit(
         result,
@@ -302,8 +312,9 @@ def validate(
 
     Every problem is collected in one pass (missing columns, empty ids, unparsable or future
     timestamps, unknown event types, non-numeric revenue, duplicates). OUT gets events.parquet
-    (canonical, ready for `features`), quarantine.csv (each bad row with its reason) and
-    summary.json. Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
+    (canonical, ready for `features`; give it OUT or OUT/events.parquet), quarantine.csv and
+    quarantine.parquet (each bad row with its reason) and summary.json.
+    Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
     """
     from features.io import load_events, write_validation
     from features.mapping import load_mapping
@@ -317,7 +328,10 @@ def validate(
             )
         except (SchemaError, FileNotFoundError, ValueError) as exc:
             raise _fail(str(exc)) from exc
-        paths = write_validation(result, out)
+        try:
+            paths = write_validation(result, out)
+        except OSError as exc:
+            raise _fail(f"cannot write to {out}: {exc}") from exc
     summary = result.summary() | {"out": {k: str(v) for k, v in paths.items()}}
     if not as_json and result.reasons:
         reasons = Table(title="quarantined rows by reason", title_justify="left")
@@ -379,14 +393,19 @@ def features(
     began = time.perf_counter()
     data, counts = _open_events(events, mapping, table, cfg)
     try:
-        cuts = [parse_cutoff(c) for c in cutoff] if cutoff else monthly_cutoffs(data)
+        cuts = sorted({parse_cutoff(c) for c in cutoff}) if cutoff else monthly_cutoffs(data)
     except ValueError as exc:
         raise _fail(str(exc), code=2) from exc
+    if out.is_dir():
+        raise _fail(f"--out {out} is a folder; give the path of a Parquet file", code=2)
     try:
         frame = _features_at(data, cuts, cfg, show_progress=not as_json, memory_limit=memory_limit)
     except ValueError as exc:
         raise _fail(str(exc), code=2) from exc
-    write_features(frame, out)
+    try:
+        write_features(frame, out)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc}") from exc
     seconds = time.perf_counter() - began
     summary = {
         "rows": len(frame),

@@ -287,3 +287,149 @@ def test_build_features_with_a_memory_limit_gives_the_same_features():
 def test_build_features_rejects_a_bad_memory_limit():
     with pytest.raises(ValueError, match="lots"):
         build_features(HAND_LOG, cutoffs=T, memory_limit="lots")
+
+
+def test_build_features_later_cutoffs_never_change_earlier_ones():
+    # A transaction-only log until March; a review appears after the first cutoff.
+    rows = []
+    for i in range(10):
+        for k in range(i + 2):
+            rows.append((f"t{i}", f"2024-01-{1 + k:02d}", "purchase", 10.0 * (i + 1), None, None))
+    rows.append(("t0", "2024-03-01", "review", None, None, None))
+    log = make_events(rows)
+    alone = build_features(log, cutoffs="2024-02-01")
+    together = build_features(log, cutoffs=["2024-02-01", "2024-04-01"])
+    first = together[together["cutoff"] == pd.Timestamp("2024-02-01", tz="UTC")]
+    assert_frame_equal(first.reset_index(drop=True), alone)
+    assert (alone["stage"] == "loyalty").any()  # RFM-tier loyalty: no advocacy events yet
+    later = together[together["cutoff"] == pd.Timestamp("2024-04-01", tz="UTC")]
+    assert set(later["stage"]) == {"retention", "loyalty"}
+    assert later.set_index("customer_id").loc["t0", "stage"] == "loyalty"  # by its review
+
+
+def test_build_features_refunds_reduce_revenue_whatever_their_sign():
+    log = make_events(
+        [
+            ("r", "2024-01-01", "purchase", 50.0, None, None),
+            ("r", "2024-01-02", "refund", 20.0, None, None),  # positive in the source
+            ("r", "2024-01-03", "refund", -5.0, None, None),
+            ("r", "2024-01-04", "refund", None, None, None),
+        ]
+    )
+    got = build_features(log, cutoffs="2024-02-01").iloc[0]
+    assert got["refund_amount"] == 25.0
+    assert got["net_revenue_total"] == 25.0
+    assert got["n_refunds"] == 3
+
+
+def test_build_features_event_roles_follow_config():
+    from features.config import FeatureSettings
+
+    log = make_events(
+        [
+            ("r", "2024-01-01", "purchase", 50.0, None, None),
+            ("r", "2024-01-02", "return", -20.0, None, None),
+            ("r", "2024-01-03", "offer_sent", None, None, "CMP"),
+        ]
+    )
+    roles = FeatureSettings(refund_events=("return",), exposure_events=("offer_sent",))
+    config = LifecycleConfig(vocabulary=("purchase", "return", "offer_sent"), features=roles)
+    got = build_features(log, cutoffs="2024-02-01", config=config).iloc[0]
+    assert got["net_revenue_total"] == 30.0
+    assert got["n_campaign_exposures"] == 1
+    assert got["n_return"] == 1
+
+
+def test_build_features_needs_only_the_required_columns():
+    minimal = HAND_LOG[["customer_id", "event_ts", "event_type"]]
+    got = build_features(minimal, cutoffs=T)
+    assert got["n_purchases"].tolist() == [3, 0]
+    assert got["revenue_total"].tolist() == [0.0, 0.0]
+    assert got["n_channel_email"].tolist() == [0, 0]
+
+
+def test_build_features_treats_non_finite_revenue_as_missing():
+    log = HAND_LOG.copy()
+    log.loc[2, "revenue"] = np.nan
+    log.loc[3, "revenue"] = np.inf
+    got = build_features(log, cutoffs=T).set_index("customer_id")
+    assert got.loc["c1", "revenue_total"] == 30.0
+    assert got.loc["c1", "n_purchases"] == 3
+
+
+def test_build_features_rejects_events_without_required_columns(tmp_path):
+    with pytest.raises(ValueError, match="event_type"):
+        build_features(HAND_LOG.drop(columns=["event_type"]), cutoffs=T)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    HAND_LOG.to_parquet(folder / "a.parquet")
+    pd.DataFrame({"customer_id": ["x"], "reason": ["bad"]}).to_parquet(folder / "b.parquet")
+    with pytest.raises(ValueError, match=r"b\.parquet"):
+        build_features(folder, cutoffs=T)
+
+
+def test_build_features_reads_only_events_parquet_in_an_output_folder(tmp_path):
+    import pyarrow.parquet as pq
+
+    from features.schema import to_canonical_table
+
+    pq.write_table(to_canonical_table(HAND_LOG), tmp_path / "events.parquet")
+    # what `lifecycle validate` leaves beside it: rows that must never reach a feature
+    pq.write_table(to_canonical_table(HAND_LOG.head(3)), tmp_path / "quarantine.parquet")
+    assert_frame_equal(build_features(tmp_path, cutoffs=T), build_features(HAND_LOG, cutoffs=T))
+
+
+def test_build_features_hand_log_every_remaining_column():
+    got = build_features(HAND_LOG, cutoffs=T).set_index("customer_id")
+    from features.config import LifecycleConfig as Config
+    from features.definitions import _ident
+
+    vocabulary = Config().vocabulary
+    expected_types = {
+        "c1": {
+            "visit": (1, 0),
+            "signup": (1, 0),
+            "purchase": (3, 1),
+            "refund": (1, 0),
+            "referral": (1, 1),
+        },
+        "c2": {"visit": (1, 1), "campaign_exposure": (1, 1)},
+    }
+    for customer, counts in expected_types.items():
+        for event_type in vocabulary:
+            total, last_30 = counts.get(event_type, (0, 0))
+            assert got.loc[customer, f"n_{_ident(event_type)}"] == total, (customer, event_type)
+            assert got.loc[customer, f"n_{_ident(event_type)}_30d"] == last_30
+    channels = {"c1": {"organic_search": 1}, "c2": {"paid_social": 1, "email": 1}}
+    for customer, counts in channels.items():
+        for channel in [*Config().features.channels, "other"]:
+            assert got.loc[customer, f"n_channel_{channel}"] == counts.get(channel, 0)
+    assert got.loc["c1", ["n_purchases_7d", "n_purchases_365d"]].tolist() == [0, 3]
+    assert got.loc["c1", ["revenue_7d", "revenue_365d"]].tolist() == [0.0, 180.0]
+    # the only buyer at T: one reference value, nobody below it -> every score 1
+    assert got.loc["c1", ["rfm_r", "rfm_f", "rfm_m", "rfm_segment"]].tolist() == [1, 1, 1, "Lost"]
+    assert got.loc["c2", ["rfm_r", "rfm_f", "rfm_m", "rfm_segment"]].tolist() == [
+        0,
+        0,
+        0,
+        "No purchase yet",
+    ]
+    assert got.loc["c1", "stage"] == "loyalty" and got.loc["c2", "stage"] == "reach"
+    assert got["status"].tolist() == ["active", "active"]
+    checked = {c for c in got.columns if c.startswith(("n_channel_", "rfm_"))} | {
+        f"n_{_ident(t)}{w}" for t in vocabulary for w in ("", "_30d")
+    }
+    covered = (
+        set(EXPECTED_COLUMNS)
+        | checked
+        | {
+            "cutoff",
+            "stage",
+            "status",
+            "n_purchases_7d",
+            "n_purchases_365d",
+            "revenue_7d",
+            "revenue_365d",
+        }
+    )
+    assert set(got.columns) <= covered, sorted(set(got.columns) - covered)

@@ -30,8 +30,8 @@ def test_quantile_score_spreads_distinct_values_evenly():
 def test_quantile_score_ties_share_a_score_and_nan_scores_zero():
     reference = np.array([1.0] * 6 + [2.0, 3.0, 4.0, 5.0])
     scores = quantile_score(np.array([1.0, 2.0, 5.0, np.nan]), reference)
-    # value 1 holds 60% of the population: mid-rank 0.3 -> score 2, for every tied customer
-    assert scores.tolist() == [2, 4, 5, 0]
+    # value 1 holds 60% of the population: nobody is below it -> score 1, for every tied customer
+    assert scores.tolist() == [1, 4, 5, 0]
 
 
 def test_quantile_score_is_order_invariant():
@@ -90,15 +90,23 @@ def _scored_input() -> pd.DataFrame:
 def test_score_rfm_scores_each_cutoff_against_its_own_population():
     scored = score_rfm(_scored_input())
     assert scored[["rfm_r", "rfm_f", "rfm_m"]].to_numpy().tolist() == [
-        [4, 4, 4],
-        [2, 2, 2],
+        [3, 3, 3],
+        [1, 1, 1],
         [0, 0, 0],
-        [2, 4, 4],
-        [4, 2, 2],
+        [1, 3, 3],
+        [3, 1, 1],
     ]
     assert scored["rfm_segment"].tolist()[2] == NO_PURCHASE
     shuffled = score_rfm(_scored_input().iloc[[4, 2, 0, 3, 1]]).sort_index()
     assert_frame_equal(shuffled, scored)
+
+
+def test_quantile_score_one_time_buyers_score_lowest_frequency():
+    # Most customers of a real shop buy once; they must land in F = 1, not in the middle.
+    frequency = np.array([1.0] * 70 + [2.0] * 15 + [3.0] * 10 + [8.0] * 5)
+    scores = quantile_score(frequency, frequency)
+    assert set(scores[:70]) == {1}
+    assert scores[70:].min() > 1
 
 
 def test_segment_table_reconciles_with_customers():

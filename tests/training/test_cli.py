@@ -190,3 +190,100 @@ def test_cli_console_script_runs_as_a_real_process(sim):
     )
     assert done.returncode == 0, done.stderr
     assert as_json(done.stdout)["customers"] > 0
+
+
+def test_cli_features_on_a_validate_folder_leaves_quarantined_rows_out(tmp_path):
+    src = tmp_path / "raw.csv"
+    src.write_text(
+        "customer_id,event_ts,event_type,revenue\n"
+        "a,2024-01-01T00:00:00Z,purchase,10\n"
+        "a,2024-01-01T00:00:00Z,purchase,10\n"  # exact duplicate: quarantined
+        "a,2099-01-01T00:00:00Z,purchase,999\n"  # in the future: quarantined
+    )
+    code, _, stderr = invoke("validate", "--events", str(src), "--out", str(tmp_path / "v"))
+    assert code == 0, stderr
+    out = tmp_path / "f.parquet"
+    code, _, stderr = invoke(
+        "features",
+        "--events",
+        str(tmp_path / "v"),
+        "--cutoff",
+        "2024-02-01",
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert code == 0, stderr
+    frame = pd.read_parquet(out)
+    assert frame["n_purchases"].tolist() == [1]
+    assert frame["revenue_total"].tolist() == [10.0]
+
+
+def test_cli_features_validates_a_non_canonical_parquet(tmp_path):
+    raw = pd.DataFrame(
+        {
+            "customer_id": ["a", None],
+            "event_ts": ["2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"],  # text, not timestamps
+            "event_type": ["purchase", "purchase"],
+        }
+    )
+    raw.to_parquet(tmp_path / "raw.parquet")
+    code, stdout, stderr = invoke(
+        "features",
+        "--events",
+        str(tmp_path / "raw.parquet"),
+        "--cutoff",
+        "2024-02-01",
+        "--out",
+        str(tmp_path / "f.parquet"),
+        "--json",
+    )
+    assert code == 0, stderr
+    assert as_json(stdout)["rows_quarantined"] == 1
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--seed", "-1"],
+        ["--start", "2024-02-30"],
+        ["--start", "notadate"],
+        ["--chunk-size", "0"],
+    ],
+)
+def test_cli_simulate_rejects_bad_arguments_clearly(tmp_path, args):
+    result = runner.invoke(app, ["simulate", "--customers", "10", "--out", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_features_out_must_be_a_file(sim, tmp_path):
+    code, _, stderr = invoke(
+        "features",
+        "--events",
+        str(sim / "events.parquet"),
+        "--cutoff",
+        "2024-07-01",
+        "--out",
+        str(tmp_path),
+    )
+    assert code == 2
+    assert "folder" in stderr
+
+
+def test_cli_features_repeated_cutoff_counts_once(sim, tmp_path):
+    code, stdout, stderr = invoke(
+        "features",
+        "--events",
+        str(sim / "events.parquet"),
+        "--cutoff",
+        "2024-07-01",
+        "--cutoff",
+        "2024-07-01T00:00:00+00:00",
+        "--out",
+        str(tmp_path / "f.parquet"),
+        "--json",
+    )
+    assert code == 0, stderr
+    assert len(as_json(stdout)["cutoffs"]) == 1
