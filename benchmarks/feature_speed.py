@@ -157,7 +157,7 @@ def main() -> None:
         " | RSS after imports MB"
         " | events in memory (Arrow) MB | as CSV MB (est.) | Parquet MB |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|" + "---:|" * 10)
     for r in results:
         print(
             f"| {r['events']:,} | {r['memory_limit'] or 'none'} | {r['customers_out']:,} | "
