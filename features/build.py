@@ -213,21 +213,16 @@ ORDER BY customer_id
 """  # noqa: S608 - only config-derived literals are interpolated, each one quoted
 
 
-def _loyalty_by_rfm(con: duckdb.DuckDBPyConnection, config: LifecycleConfig, cutoff: str) -> bool:
-    """Resolve ``loyalty_top_rfm_tier`` at one cutoff.
+def _loyalty_by_rfm(config: LifecycleConfig, features: pd.DataFrame) -> bool:
+    """Resolve ``loyalty_top_rfm_tier`` at one cutoff, from that cutoff's features.
 
     "auto" uses the top RFM tier only when no loyalty event happened before the cutoff
-    (transaction-only logs), decided from events before that cutoff alone.
+    (transaction-only logs); ``n_loyalty_signals`` already counts exactly those events.
     """
     mode = config.stages.loyalty_top_rfm_tier
     if mode != "auto":
         return mode == "always"
-    rows = con.execute(
-        f"SELECT count(*) FROM events WHERE event_ts < $cutoff::TIMESTAMPTZ "  # noqa: S608
-        f"AND event_type IN ({_sql_list(config.stages.loyalty_events)})",
-        {"cutoff": cutoff},
-    ).fetchall()
-    return rows[0][0] == 0
+    return int(features["n_loyalty_signals"].sum()) == 0
 
 
 def build_features(
@@ -284,10 +279,10 @@ def build_features(
         sql = feature_sql(config)
         frames, tier_cutoffs = [], []
         for cut in cuts:
-            if _loyalty_by_rfm(con, config, cut.isoformat()):
-                tier_cutoffs.append(cut)
             table = con.sql(sql, params={"cutoff": cut.isoformat()}).to_arrow_table()
             frame = table.to_pandas()
+            if _loyalty_by_rfm(config, frame):
+                tier_cutoffs.append(cut)
             frame.insert(
                 1, "cutoff", pd.Series(cut, index=frame.index).astype("datetime64[us, UTC]")
             )
