@@ -61,7 +61,7 @@ def simulated_log(n_events: int, workdir: Path, seed: int) -> Path:
         sim_dir = workdir / f"sim_{customers}"
         if not (sim_dir / "events.parquet").exists():
             print(f"simulating {customers:,} customers ...", file=sys.stderr)
-            simulate(customers, seed=seed, out_dir=sim_dir)
+            simulate(customers, seed=seed, out_dir=sim_dir, days=730)
         available = pq.ParquetFile(sim_dir / "events.parquet").metadata.num_rows
         if available >= n_events:
             break

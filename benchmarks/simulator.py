@@ -35,7 +35,7 @@ def hwm_kb():
         return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
 from features.simulate import simulate
 began = time.perf_counter()
-summary = simulate(int(sys.argv[1]), seed=int(sys.argv[2]), out_dir=sys.argv[3])
+summary = simulate(int(sys.argv[1]), seed=int(sys.argv[2]), out_dir=sys.argv[3], days=730)
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_rss_kb": hwm_kb(),
                   "events": summary.events, "truth_rows": summary.truth_rows,
                   "end": summary.end}))

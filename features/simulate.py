@@ -1120,7 +1120,7 @@ def simulate(
     *,
     seed: int,
     start: str | date = "2024-01-01",
-    days: int = 730,
+    days: int = 1460,
     out_dir: str | Path,
     chunk_size: int = 50_000,
     progress: Callable[[int], None] | None = None,

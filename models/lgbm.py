@@ -1,0 +1,460 @@
+"""LightGBM estimators for the three predictions: next stage, churn risk and CLV with an interval.
+
+Each estimator takes the feature frame of :func:`features.build.build_features` (one row per
+customer per cutoff), uses the feature columns it was fitted on, and answers with named columns
+(:meth:`predict_frame`), so serving and batch scoring never depend on column order. Rows a task
+does not apply to (a loyal customer has no next stage; a customer who never bought cannot churn)
+get NaN: :func:`eligible` is the one place that says which rows those are.
+
+Training is deterministic for a given seed and thread count (LightGBM's ``deterministic`` and
+``force_row_wise``), early stopping and calibration use a *later* cutoff than the training rows,
+and probabilities are calibrated (isotonic or Platt) on that later cutoff.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Self
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+
+FloatArray = npt.NDArray[np.float64]
+
+Task = Literal["next_stage", "churn", "clv"]
+TASKS: tuple[Task, ...] = ("next_stage", "churn", "clv")
+
+OUTPUTS: dict[Task, tuple[str, ...]] = {
+    "next_stage": ("next_stage_probability",),
+    "churn": ("churn_risk",),
+    "clv": ("clv", "clv_p10", "clv_p90"),
+}
+"""Columns each task's :meth:`predict_frame` returns."""
+
+LOYALTY_CODE = 4
+"""``stage_code`` of loyalty, the last stage: there is no next stage to move to."""
+
+CHURN_MONOTONE: dict[str, int] = {
+    "days_since_last_purchase": 1,
+    "days_since_last_event": 1,
+    "rfm_r": -1,
+}
+"""Monotone constraints of the churn model: more recent activity never raises churn risk."""
+
+PROBABILITY_FLOOR = 1e-6
+
+
+def eligible(task: Task, features: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Return which rows of a feature frame a task predicts for.
+
+    Parameters
+    ----------
+    task
+        ``next_stage`` (customers below loyalty), ``churn`` (customers with at least one
+        purchase) or ``clv`` (everyone).
+    features
+        Rows of :func:`features.build.build_features`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, one entry per row.
+
+    Examples
+    --------
+    >>> eligible("churn", pd.DataFrame({"n_purchases": [0, 2], "stage_code": [1, 3]}))
+    array([False,  True])
+    """
+    if task == "next_stage":
+        return features["stage_code"].to_numpy() < LOYALTY_CODE
+    if task == "churn":
+        return features["n_purchases"].to_numpy() > 0
+    return np.ones(len(features), dtype=bool)
+
+
+def base_params(*, seed: int, threads: int) -> dict[str, Any]:
+    """LightGBM parameters every model shares: quiet, deterministic, seeded."""
+    return {
+        "verbosity": -1,
+        "deterministic": True,
+        "force_row_wise": True,
+        "seed": seed,
+        "num_threads": threads,
+        "feature_pre_filter": False,
+    }
+
+
+def matrix(features: pd.DataFrame, columns: Sequence[str]) -> FloatArray:
+    """Return the feature columns as a float64 matrix (missing values stay NaN)."""
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise ValueError(f"features lack the column(s) {', '.join(missing)}")
+    return features[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def train_booster(
+    params: Mapping[str, Any],
+    x_train: FloatArray,
+    y_train: FloatArray,
+    x_valid: FloatArray,
+    y_valid: FloatArray,
+    *,
+    feature_names: Sequence[str],
+    num_boost_round: int = 2000,
+    early_stopping_rounds: int = 50,
+    callbacks: Sequence[Callable[..., Any]] = (),
+) -> lgb.Booster:
+    """Train one booster with early stopping on the validation rows (named ``valid``).
+
+    Parameters
+    ----------
+    params
+        Full LightGBM parameters (objective, metric, structure, :func:`base_params`).
+    x_train, y_train, x_valid, y_valid
+        Training and validation matrices and labels.
+    feature_names
+        Column names, kept in the booster (SHAP and importance plots use them).
+    num_boost_round, early_stopping_rounds
+        Round cap, and rounds without improvement on ``valid`` before stopping.
+    callbacks
+        Extra callbacks, e.g. Optuna's pruning callback.
+
+    Returns
+    -------
+    lightgbm.Booster
+        Trained booster; ``best_iteration`` is the round kept.
+    """
+    names = list(feature_names)
+    train = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
+    valid = lgb.Dataset(x_valid, label=y_valid, reference=train, feature_name=names)
+    return lgb.train(
+        dict(params),
+        train,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False), *callbacks],
+    )
+
+
+def _monotone_vector(feature_names: Sequence[str], monotone: Mapping[str, int]) -> list[int]:
+    return [int(monotone.get(name, 0)) for name in feature_names]
+
+
+class _LgbmEstimator:
+    """Shared fitted state and helpers: feature list, booster, contributions, importance."""
+
+    task: Task
+    feature_names: list[str]
+    booster_: lgb.Booster
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet")
+
+    def contributions(self, features: pd.DataFrame) -> FloatArray:
+        """Per-feature SHAP values of the booster's raw score (last column: the base value).
+
+        LightGBM's ``pred_contrib`` is exactly Tree SHAP; the values explain the uncalibrated
+        margin (log-odds for classifiers, log of the mean for CLV).
+        """
+        self._check_fitted()
+        values = self.booster_.predict(
+            matrix(features, self.feature_names),
+            pred_contrib=True,
+            num_iteration=self.booster_.best_iteration or None,
+        )
+        return np.asarray(values, dtype=np.float64)
+
+    def importance(self) -> pd.Series:
+        """Total gain per feature, highest first."""
+        self._check_fitted()
+        gain = self.booster_.feature_importance(importance_type="gain")
+        return pd.Series(gain, index=self.feature_names, name="gain").sort_values(ascending=False)
+
+    def _output(self, features: pd.DataFrame, values: Mapping[str, FloatArray]) -> pd.DataFrame:
+        mask = eligible(self.task, features)
+        out = pd.DataFrame(index=features.index)
+        for name in OUTPUTS[self.task]:
+            column = np.full(len(features), np.nan)
+            column[mask] = values[name]
+            out[name] = column
+        return out
+
+
+class LifecycleClassifier(_LgbmEstimator):
+    """A LightGBM binary classifier with a probability calibrator fitted on a later cutoff.
+
+    Parameters
+    ----------
+    task
+        ``next_stage`` or ``churn``.
+    feature_names
+        Feature columns to use, in order.
+    params
+        LightGBM structure parameters (``num_leaves``, ``learning_rate``, ...); objective,
+        metric and the deterministic settings are added here.
+    calibration
+        ``isotonic``, ``sigmoid`` (Platt scaling of the margin), ``auto`` (isotonic when the
+        calibration cutoff has at least 2,000 rows and 100 of each class, else sigmoid), or
+        ``none``.
+    monotone
+        Feature name -> +1 / -1 monotone constraint (the churn default is :data:`CHURN_MONOTONE`).
+    seed, threads
+        LightGBM seed and thread count (both part of reproducibility).
+    num_boost_round, early_stopping_rounds
+        Round cap and early-stopping patience on the validation cutoff.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> frame = pd.DataFrame({"x": rng.normal(size=400), "stage_code": 2, "n_purchases": 1})
+    >>> y = (frame["x"] + rng.normal(size=400) > 0).to_numpy(float)
+    >>> clf = LifecycleClassifier("churn", ["x"], params={"num_leaves": 4}, calibration="sigmoid")
+    >>> clf = clf.fit(frame[:300], y[:300], frame[300:], y[300:])
+    >>> list(clf.predict_frame(frame[:2]).columns)
+    ['churn_risk']
+    """
+
+    def __init__(
+        self,
+        task: Literal["next_stage", "churn"],
+        feature_names: Sequence[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto",
+        monotone: Mapping[str, int] | None = None,
+        seed: int = 0,
+        threads: int = 1,
+        num_boost_round: int = 2000,
+        early_stopping_rounds: int = 50,
+    ) -> None:
+        self.task = task
+        self.feature_names = list(feature_names)
+        self.params = dict(params or {})
+        self.calibration = calibration
+        self.monotone = dict(monotone or {})
+        self.seed = seed
+        self.threads = threads
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+
+    def lgb_params(self) -> dict[str, Any]:
+        """Return the full LightGBM parameters this classifier trains with."""
+        params = {
+            "objective": "binary",
+            "metric": "binary_logloss",
+            **self.params,
+            **base_params(seed=self.seed, threads=self.threads),
+        }
+        if self.monotone:
+            params["monotone_constraints"] = _monotone_vector(self.feature_names, self.monotone)
+            params["monotone_constraints_method"] = "intermediate"
+        return params
+
+    def fit(
+        self,
+        train: pd.DataFrame,
+        y_train: npt.ArrayLike,
+        valid: pd.DataFrame,
+        y_valid: npt.ArrayLike,
+    ) -> Self:
+        """Train on ``train`` with early stopping on ``valid``, then calibrate on ``valid``."""
+        yt = np.asarray(y_train, dtype=np.float64)
+        yv = np.asarray(y_valid, dtype=np.float64)
+        self.booster_ = train_booster(
+            self.lgb_params(),
+            matrix(train, self.feature_names),
+            yt,
+            matrix(valid, self.feature_names),
+            yv,
+            feature_names=self.feature_names,
+            num_boost_round=self.num_boost_round,
+            early_stopping_rounds=self.early_stopping_rounds,
+        )
+        self.calibration_method_ = self._choose_calibration(yv)
+        margin = self._margin(valid)
+        if self.calibration_method_ == "isotonic":
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            self.calibrator_: IsotonicRegression | LogisticRegression | None = iso.fit(
+                _sigmoid(margin), yv
+            )
+        elif self.calibration_method_ == "sigmoid":
+            self.calibrator_ = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), yv)
+        else:
+            self.calibrator_ = None
+        return self
+
+    def _choose_calibration(self, y_valid: FloatArray) -> str:
+        if self.calibration != "auto":
+            return self.calibration
+        positives = int(y_valid.sum())
+        enough = len(y_valid) >= 2000 and min(positives, len(y_valid) - positives) >= 100
+        return "isotonic" if enough else "sigmoid"
+
+    def _margin(self, features: pd.DataFrame) -> FloatArray:
+        self._check_fitted()
+        raw = self.booster_.predict(
+            matrix(features, self.feature_names),
+            raw_score=True,
+            num_iteration=self.booster_.best_iteration or None,
+        )
+        return np.asarray(raw, dtype=np.float64)
+
+    def predict_uncalibrated(self, features: pd.DataFrame) -> FloatArray:
+        """Probabilities straight from the booster, before calibration."""
+        return _sigmoid(self._margin(features))
+
+    def predict_proba(self, features: pd.DataFrame) -> FloatArray:
+        """Calibrated probabilities for every row (eligible or not)."""
+        margin = self._margin(features)
+        if isinstance(self.calibrator_, IsotonicRegression):
+            prob = self.calibrator_.predict(_sigmoid(margin))
+        elif isinstance(self.calibrator_, LogisticRegression):
+            prob = self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
+        else:
+            prob = _sigmoid(margin)
+        return np.clip(np.asarray(prob, dtype=np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probability in the task's output column; NaN for ineligible rows."""
+        mask = eligible(self.task, features)
+        values = self.predict_proba(features[mask]) if mask.any() else np.empty(0)
+        return self._output(features, {OUTPUTS[self.task][0]: values})
+
+
+class ClvRegressor(_LgbmEstimator):
+    """Expected revenue over the horizon (Tweedie LightGBM) with a P10-P90 interval.
+
+    The interval comes from two quantile boosters (0.1 and 0.9) widened by conformalized
+    quantile regression (Romano et al., 2019) on the validation cutoff, so that it covers
+    ``coverage`` of validation customers. Net revenue below zero (refunds of earlier purchases
+    exceeding new purchases) is floored at 0 for the Tweedie fit, which needs non-negative
+    labels; evaluation uses the real values.
+
+    Parameters
+    ----------
+    feature_names
+        Feature columns to use, in order.
+    params
+        LightGBM structure parameters; ``tweedie_variance_power`` (default 1.5) may be set.
+    coverage
+        Target share of customers inside ``[clv_p10, clv_p90]`` (0.8 for P10-P90).
+    seed, threads, num_boost_round, early_stopping_rounds
+        As for :class:`LifecycleClassifier`.
+    """
+
+    task: Task = "clv"
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        coverage: float = 0.8,
+        seed: int = 0,
+        threads: int = 1,
+        num_boost_round: int = 2000,
+        early_stopping_rounds: int = 50,
+    ) -> None:
+        self.feature_names = list(feature_names)
+        self.params = dict(params or {})
+        self.coverage = coverage
+        self.seed = seed
+        self.threads = threads
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+
+    def lgb_params(self) -> dict[str, Any]:
+        """Return the full LightGBM parameters of the expected-value (Tweedie) booster."""
+        return {
+            "objective": "tweedie",
+            "metric": "tweedie",
+            "tweedie_variance_power": 1.5,
+            **self.params,
+            **base_params(seed=self.seed, threads=self.threads),
+        }
+
+    def _quantile_params(self, alpha: float) -> dict[str, Any]:
+        params = {k: v for k, v in self.lgb_params().items() if k != "tweedie_variance_power"}
+        return {**params, "objective": "quantile", "alpha": alpha, "metric": "quantile"}
+
+    def fit(
+        self,
+        train: pd.DataFrame,
+        y_train: npt.ArrayLike,
+        valid: pd.DataFrame,
+        y_valid: npt.ArrayLike,
+    ) -> Self:
+        """Fit the mean and both quantile boosters, then conformalize the interval on ``valid``."""
+        yt = np.asarray(y_train, dtype=np.float64)
+        yv = np.asarray(y_valid, dtype=np.float64)
+        xt, xv = matrix(train, self.feature_names), matrix(valid, self.feature_names)
+        common: dict[str, Any] = {
+            "feature_names": self.feature_names,
+            "num_boost_round": self.num_boost_round,
+            "early_stopping_rounds": self.early_stopping_rounds,
+        }
+        self.booster_ = train_booster(
+            self.lgb_params(), xt, np.maximum(yt, 0.0), xv, np.maximum(yv, 0.0), **common
+        )
+        alpha = (1.0 - self.coverage) / 2.0
+        self.lower_booster_ = train_booster(self._quantile_params(alpha), xt, yt, xv, yv, **common)
+        self.upper_booster_ = train_booster(
+            self._quantile_params(1.0 - alpha), xt, yt, xv, yv, **common
+        )
+        lo, hi = self._bracket(*self._raw_interval(xv), self._mean(xv))
+        scores = np.maximum(lo - yv, yv - hi)
+        n = len(scores)
+        level = min(1.0, math.ceil((n + 1) * self.coverage) / n) if n else 1.0
+        self.conformal_margin_ = float(np.quantile(scores, level, method="higher")) if n else 0.0
+        return self
+
+    def _raw_interval(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        lo = self.lower_booster_.predict(x, num_iteration=self.lower_booster_.best_iteration)
+        hi = self.upper_booster_.predict(x, num_iteration=self.upper_booster_.best_iteration)
+        lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+        return np.minimum(lo, hi), np.maximum(lo, hi)
+
+    @staticmethod
+    def _bracket(lo: FloatArray, hi: FloatArray, mean: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # The interval always holds the expected value (a heavy tail can put the mean above
+        # P90); conformalizing the bracketed interval keeps the coverage honest.
+        return np.minimum(lo, mean), np.maximum(hi, mean)
+
+    def _mean(self, x: FloatArray) -> FloatArray:
+        pred = self.booster_.predict(x, num_iteration=self.booster_.best_iteration)
+        return np.asarray(pred, dtype=np.float64)
+
+    def predict_clv(self, features: pd.DataFrame) -> FloatArray:
+        """Return the expected revenue over the horizon for every row."""
+        self._check_fitted()
+        return self._mean(matrix(features, self.feature_names))
+
+    def predict_interval(self, features: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
+        """Conformalized P10 and P90 for every row (always bracketing :meth:`predict_clv`)."""
+        self._check_fitted()
+        x = matrix(features, self.feature_names)
+        mean = self._mean(x)
+        lo, hi = self._bracket(*self._raw_interval(x), mean)
+        margin = self.conformal_margin_
+        return np.minimum(lo - margin, mean), np.maximum(hi + margin, mean)
+
+    def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``clv``, ``clv_p10`` and ``clv_p90`` for every row."""
+        lo, hi = self.predict_interval(features)
+        return self._output(
+            features, {"clv": self.predict_clv(features), "clv_p10": lo, "clv_p90": hi}
+        )
+
+
+LifecycleEstimator = LifecycleClassifier | ClvRegressor
+
+
+def _sigmoid(margin: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-margin)), dtype=np.float64)

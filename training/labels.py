@@ -1,0 +1,240 @@
+"""Labels: what happened to each customer in the window after a cutoff.
+
+For a cutoff ``T`` and a horizon ``H`` the label window is ``[T, T + H)``: exactly the events the
+features at ``T`` leave out (features use events strictly before ``T``), up to the features at
+``T + H``. So an event belongs either to a feature or to a label, never to both.
+
+- ``next_stage``: the stage at ``T + H`` (the feature pipeline's own stage, from events before
+  ``T + H``) is above the stage at ``T``; customers already in loyalty have no label.
+- ``churn``: no qualifying event (default: a purchase) in the window; only customers with at
+  least one purchase before ``T`` have a label.
+- ``clv``: net revenue in the window (purchases less refunds, refunds always reducing it).
+
+A window that is not complete in the data (``T + H`` after the end of observation) would
+understate activity, so :func:`build_labels` refuses it with :class:`IncompleteLabelWindow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.build import build_features, connect, event_time_range, parse_cutoff, register_events
+from features.config import LifecycleConfig
+from features.definitions import DAY_US
+from models.lgbm import Task, eligible
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class IncompleteLabelWindow(ValueError):
+    """A cutoff's label window runs past the end of the observed data."""
+
+
+def observation_end(
+    events: object, observed_until: str | pd.Timestamp | None = None
+) -> pd.Timestamp:
+    """Return the exclusive end of the observed data.
+
+    Parameters
+    ----------
+    events
+        Canonical events (frame, Arrow table or Parquet path).
+    observed_until
+        An explicit end; default: midnight UTC after the last event.
+
+    Returns
+    -------
+    pandas.Timestamp
+        UTC timestamp; a label window ``[T, T + H)`` is complete when ``T + H <= end``.
+    """
+    if observed_until is not None:
+        return parse_cutoff(observed_until)
+    _, last = event_time_range(events)
+    return last.normalize() + pd.Timedelta(days=1)
+
+
+def window_end(cutoff: pd.Timestamp, horizon_days: int) -> pd.Timestamp:
+    """Return ``cutoff + horizon_days`` as an absolute duration (24-hour days, like features)."""
+    return cutoff + pd.Timedelta(microseconds=horizon_days * DAY_US)
+
+
+def complete_cutoffs(
+    cutoffs: Sequence[pd.Timestamp], *, horizon_days: int, end: pd.Timestamp
+) -> list[pd.Timestamp]:
+    """Return the cutoffs whose label window ends by ``end``, ascending."""
+    return sorted(c for c in cutoffs if window_end(c, horizon_days) <= end)
+
+
+def check_complete(
+    cutoffs: Sequence[pd.Timestamp], *, horizon_days: int, end: pd.Timestamp
+) -> None:
+    """Raise :class:`IncompleteLabelWindow` naming every cutoff whose window is not complete."""
+    late = [c for c in cutoffs if window_end(c, horizon_days) > end]
+    if late:
+        names = ", ".join(c.isoformat() for c in sorted(late))
+        raise IncompleteLabelWindow(
+            f"the {horizon_days}-day label window after {names} ends after the data "
+            f"({end.isoformat()}): such a cutoff cannot be used for training or metrics"
+        )
+
+
+def window_activity(
+    events: object,
+    cutoffs: Sequence[pd.Timestamp],
+    *,
+    horizon_days: int,
+    qualifying_events: Sequence[str],
+    purchase_events: Sequence[str],
+    refund_events: Sequence[str],
+) -> pd.DataFrame:
+    """Count qualifying events and sum net revenue in ``[T, T + H)`` per customer and cutoff.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``customer_id``, ``cutoff``, ``n_qualifying`` and ``net_revenue``; only customers with
+        at least one event in a window have a row.
+    """
+
+    def sql_list(values: Sequence[str]) -> str:
+        return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
+
+    cuts = pd.DataFrame(
+        {"cutoff_us": [int(c.value // 1000) for c in cutoffs]}, dtype="int64"
+    ).drop_duplicates()
+    con = connect()
+    try:
+        register_events(con, events)
+        con.register("cuts", cuts)
+        frame = con.sql(
+            f"""
+            WITH ev AS (
+              SELECT customer_id, epoch_us(event_ts) AS ts_us, event_type,
+                     CASE WHEN event_type IN ({sql_list(refund_events)})
+                          THEN -abs(CAST(round(revenue * 1000000) AS BIGINT))
+                          WHEN event_type IN ({sql_list(purchase_events)})
+                          THEN CAST(round(revenue * 1000000) AS BIGINT)
+                          ELSE 0 END AS rev_micro
+              FROM events
+            )
+            SELECT customer_id, cutoff_us,
+                   count(*) FILTER (WHERE event_type IN ({sql_list(qualifying_events)}))
+                     AS n_qualifying,
+                   CAST(coalesce(sum(rev_micro), 0) AS DOUBLE) / 1000000 AS net_revenue
+            FROM ev JOIN cuts
+              ON ev.ts_us >= cuts.cutoff_us AND ev.ts_us < cuts.cutoff_us + $h
+            GROUP BY customer_id, cutoff_us
+            """,  # noqa: S608 - only quoted config values are interpolated
+            params={"h": horizon_days * DAY_US},
+        ).df()
+    finally:
+        con.close()
+    frame["cutoff"] = pd.to_datetime(frame.pop("cutoff_us"), unit="us", utc=True)
+    return frame[["customer_id", "cutoff", "n_qualifying", "net_revenue"]]
+
+
+def _merge_on_keys(features: pd.DataFrame, values: pd.DataFrame, column: str) -> FloatArray:
+    """Look up ``values[column]`` for each (customer_id, cutoff) row of ``features``."""
+    keys = features[["customer_id", "cutoff"]].astype({"cutoff": "datetime64[us, UTC]"})
+    right = values.astype({"cutoff": "datetime64[us, UTC]"})
+    merged = keys.merge(right, on=["customer_id", "cutoff"], how="left", validate="one_to_one")
+    return merged[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def build_labels(
+    events: object,
+    features: pd.DataFrame,
+    *,
+    task: Task,
+    horizon_days: int,
+    end: pd.Timestamp,
+    config: LifecycleConfig | None = None,
+    qualifying_events: Sequence[str] | None = None,
+    later_features: pd.DataFrame | None = None,
+) -> FloatArray:
+    """Return one label per row of ``features`` (NaN where the task does not apply).
+
+    Parameters
+    ----------
+    events
+        The canonical events the features were built from.
+    features
+        Rows of :func:`features.build.build_features` (``customer_id``, ``cutoff``, ...).
+    task
+        ``next_stage``, ``churn`` or ``clv``.
+    horizon_days
+        Length of the label window after each cutoff.
+    end
+        Exclusive end of the observed data (:func:`observation_end`).
+    config
+        Lifecycle config used for the features (stage rules, event roles).
+    qualifying_events
+        Events that count as activity for churn (default: the purchase events).
+    later_features
+        Features already built at some ``T + H`` cutoffs, reused for the next-stage label; any
+        missing ones are built here.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 labels aligned with ``features`` rows.
+
+    Raises
+    ------
+    IncompleteLabelWindow
+        When a cutoff's window ends after ``end``.
+    """
+    config = config or LifecycleConfig()
+    cutoffs = sorted(pd.to_datetime(features["cutoff"].unique(), utc=True))
+    check_complete(cutoffs, horizon_days=horizon_days, end=end)
+    mask = eligible(task, features)
+    labels = np.full(len(features), np.nan)
+    if task == "next_stage":
+        later = _later_stages(events, cutoffs, horizon_days, config, later_features)
+        shifted = features[["customer_id", "cutoff"]].copy()
+        shifted["cutoff"] = [window_end(c, horizon_days) for c in shifted["cutoff"]]
+        stage_then = _merge_on_keys(shifted, later, "stage_code")
+        now = features["stage_code"].to_numpy(dtype=np.float64)
+        labels[mask] = (stage_then[mask] > now[mask]).astype(np.float64)
+        return labels
+    activity = window_activity(
+        events,
+        cutoffs,
+        horizon_days=horizon_days,
+        qualifying_events=qualifying_events or config.stages.purchase_events,
+        purchase_events=config.stages.purchase_events,
+        refund_events=config.features.refund_events,
+    )
+    if task == "churn":
+        active = np.nan_to_num(_merge_on_keys(features, activity, "n_qualifying"))
+        labels[mask] = (active[mask] == 0).astype(np.float64)
+    else:
+        labels[mask] = np.nan_to_num(_merge_on_keys(features, activity, "net_revenue"))[mask]
+    return labels
+
+
+def _later_stages(
+    events: object,
+    cutoffs: Sequence[pd.Timestamp],
+    horizon_days: int,
+    config: LifecycleConfig,
+    known: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Stage codes at every ``T + H``, reusing feature rows already built at those cutoffs."""
+    wanted = {window_end(c, horizon_days) for c in cutoffs}
+    frames = []
+    have: set[pd.Timestamp] = set()
+    if known is not None and len(known):
+        have = set(pd.to_datetime(known["cutoff"].unique(), utc=True)) & wanted
+        frames.append(
+            known.loc[known["cutoff"].isin(list(have)), ["customer_id", "cutoff", "stage_code"]]
+        )
+    missing = sorted(wanted - have)
+    if missing:
+        built = build_features(events, cutoffs=missing, config=config)
+        frames.append(built[["customer_id", "cutoff", "stage_code"]])
+    return pd.concat(frames, ignore_index=True)

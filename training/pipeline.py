@@ -1,0 +1,583 @@
+"""The training pipeline: cutoffs -> features -> labels -> tuned, calibrated models -> evaluation.
+
+:func:`run_training` is pure (no MLflow, no files): it returns fitted estimators, the summary
+that the report and model cards render, and the evaluation sets. :func:`train_and_log` adds the
+files (plots, HTML report, model cards) and the MLflow run and registry versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import (
+    build_features,
+    event_files,
+    event_time_range,
+    feature_columns,
+    monthly_cutoffs,
+)
+from features.schema import STAGES
+from models.lgbm import (
+    CHURN_MONOTONE,
+    ClvRegressor,
+    FloatArray,
+    LifecycleClassifier,
+    LifecycleEstimator,
+    Task,
+    eligible,
+    matrix,
+)
+from models.rules import RfmCellRate, last_period
+from training.config import TrainingConfig
+from training.labels import build_labels, observation_end, window_end
+from training.metrics import classification_metrics, metrics_by_group, regression_metrics
+from training.splits import Split, SplitError, customer_groups, customer_split, time_split
+from training.tune import TuningResult, tune
+
+Progress = Callable[[str], None]
+
+ORACLE_COLUMNS: dict[tuple[str, int], str] = {
+    ("next_stage", 30): "p_next_stage_30d",
+    ("churn", 30): "p_churn_30d",
+    ("churn", 90): "p_churn_90d",
+    ("clv", 30): "expected_revenue_30d",
+    ("clv", 90): "expected_revenue_90d",
+    ("clv", 365): "expected_revenue_365d",
+}
+"""Which column of the simulator's ``truth.parquet`` is the best possible prediction of a task."""
+
+
+@dataclass
+class TaskResult:
+    """One task's fitted model, its split, tuning, evaluation summary and evaluation rows."""
+
+    task: Task
+    split: Split
+    estimator: LifecycleEstimator
+    tuning: TuningResult
+    summary: dict[str, Any]
+    evaluation: pd.DataFrame
+    """Eligible rows at the evaluation cutoff: features, ``label``, the model's predictions and
+    each baseline's score (columns ``score_<name>``)."""
+    shap_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    contributions: FloatArray = field(default_factory=lambda: np.empty((0, 0)))
+
+
+@dataclass
+class TrainingResult:
+    """Everything one training run produced, before anything is written."""
+
+    config: TrainingConfig
+    data: dict[str, Any]
+    tasks: dict[Task, TaskResult]
+    seconds: float
+
+    def summary(self, run: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Return the summary the HTML report and model cards render."""
+        return {
+            "run": run or {},
+            "data": self.data,
+            "tasks": {task: result.summary for task, result in self.tasks.items()},
+        }
+
+
+def fingerprint(events: Any) -> dict[str, Any]:
+    """Describe the events: a content hash, row and customer counts, and the period."""
+    import duckdb
+
+    from features.build import connect, register_events
+
+    digest = hashlib.sha256()
+    if isinstance(events, pd.DataFrame):
+        digest.update(pd.util.hash_pandas_object(events, index=False).to_numpy().tobytes())
+        source = "in-memory frame"
+    else:
+        files = event_files(Path(events))
+        for path in files:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        source = str(events)
+    con = connect()
+    try:
+        register_events(con, events)
+        rows, customers = con.sql(
+            "SELECT count(*), count(DISTINCT customer_id) FROM events"
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise ValueError(f"could not read the events: {exc}") from exc
+    finally:
+        con.close()
+    first, last = event_time_range(events)
+    return {
+        "fingerprint": f"sha256:{digest.hexdigest()}",
+        "rows": int(rows),
+        "customers": int(customers),
+        "period_start": first.isoformat(),
+        "period_end": last.isoformat(),
+        "source": source,
+    }
+
+
+def candidate_cutoffs(
+    events: Any, config: TrainingConfig, end: pd.Timestamp, truth: pd.DataFrame | None
+) -> list[pd.Timestamp]:
+    """Return the cutoffs training may use, ascending.
+
+    The simulator's truth grid (every 30 days from its start) when a truth table is given and
+    no cutoffs are configured, so the oracle is known at the evaluation cutoff; else a fixed
+    step from ``cutoffs.start`` when ``cutoffs.every_days`` is set; else calendar months.
+    """
+    settings = config.cutoffs
+    if truth is not None and settings.every_days is None and settings.start is None:
+        grid = pd.to_datetime(truth["as_of"].unique(), utc=True)
+        return sorted(c for c in grid if c < end)
+    if settings.every_days is not None:
+        first, _ = event_time_range(events)
+        start = pd.Timestamp(settings.start, tz="UTC") if settings.start else first.normalize()
+        step = pd.Timedelta(days=settings.every_days)
+        cuts, cut = [], start + step
+        while cut < end:
+            cuts.append(cut)
+            cut += step
+        return cuts
+    return [c for c in monthly_cutoffs(events) if c < end]
+
+
+def _splits(
+    config: TrainingConfig, cutoffs: Sequence[pd.Timestamp], end: pd.Timestamp
+) -> dict[Task, dict[str, Split]]:
+    out: dict[Task, dict[str, Split]] = {}
+    for task in config.tasks:
+        h = config.horizons.of(task)
+        kwargs = {"horizon_days": h, "end": end, "max_train_cutoffs": config.max_train_cutoffs}
+        try:
+            chosen: dict[str, Split] = {}
+            if config.protocol == "time":
+                chosen["time"] = time_split(cutoffs, **kwargs)  # type: ignore[arg-type]
+            if config.protocol == "customer" or config.report_customer_split:
+                chosen["customer"] = customer_split(cutoffs, **kwargs)  # type: ignore[arg-type]
+        except SplitError as exc:
+            raise SplitError(f"{task}: {exc}") from exc
+        out[task] = chosen
+    return out
+
+
+def _bgnbd_scores(
+    events: Any, config: TrainingConfig, task: Task, rows: pd.DataFrame, cutoff: pd.Timestamp
+) -> FloatArray | None:
+    """BG/NBD (+ Gamma-Gamma) predictions for ``rows``, or None when unavailable here."""
+    if task not in ("churn", "clv") or "bgnbd" not in config.baselines:
+        return None
+    try:
+        from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary
+    except ImportError:  # the optional `baselines` extra is not installed
+        return None
+    if task == "churn" and set(config.qualifying_events()) != set(
+        config.lifecycle.stages.purchase_events
+    ):
+        return None  # BG/NBD models purchases only
+    log = _purchase_log(events, config)
+    rules = config.lifecycle
+    summary = rfm_summary(
+        log,
+        cutoff=cutoff,
+        purchase_events=rules.stages.purchase_events,
+        refund_events=rules.features.refund_events,
+    )
+    if len(summary) < 50 or int((summary["frequency"] > 0).sum()) < 20:
+        return None
+    horizon = config.horizons.of(task)
+    model = BetaGeoGammaGammaBaseline(seed=config.seed).fit(summary)
+    pred = model.predict(summary, horizon_days=horizon)
+    ids = rows["customer_id"].astype(str)
+    if task == "churn":
+        p_buy = pred["probability_purchase"].reindex(ids).to_numpy(dtype=float)
+        return 1.0 - p_buy
+    clv = pred["expected_clv"].reindex(ids).to_numpy(dtype=float)
+    return np.nan_to_num(clv, nan=0.0)
+
+
+def _purchase_log(events: Any, config: TrainingConfig) -> pd.DataFrame:
+    """Purchase and refund events as a frame (what BTYD models need)."""
+    from features.build import connect, register_events
+
+    wanted = (*config.lifecycle.stages.purchase_events, *config.lifecycle.features.refund_events)
+    con = connect()
+    try:
+        register_events(con, events)
+        return con.sql(
+            "SELECT customer_id, event_ts, event_type, revenue FROM events "
+            "WHERE list_contains($types, event_type)",
+            params={"types": list(wanted)},
+        ).df()
+    finally:
+        con.close()
+
+
+def _oracle(
+    truth: pd.DataFrame | None, task: Task, horizon: int, rows: pd.DataFrame, cutoff: pd.Timestamp
+) -> FloatArray | None:
+    column = ORACLE_COLUMNS.get((task, horizon))
+    if truth is None or column is None:
+        return None
+    at = truth.loc[pd.to_datetime(truth["as_of"], utc=True) == cutoff, ["customer_id", column]]
+    if at.empty:
+        return None
+    values = at.set_index("customer_id")[column].reindex(rows["customer_id"].astype(str))
+    return values.to_numpy(dtype=float)
+
+
+def _metrics(
+    task: Task, y: FloatArray, score: FloatArray, **interval: FloatArray
+) -> dict[str, float]:
+    if task == "clv":
+        return regression_metrics(y, score, **interval)  # type: ignore[arg-type]
+    return classification_metrics(y, np.clip(score, 0.0, 1.0))
+
+
+def _evaluate(
+    task: Task,
+    rows: pd.DataFrame,
+    y: FloatArray,
+    scores: dict[str, FloatArray],
+    interval: dict[str, FloatArray],
+) -> dict[str, dict[str, Any]]:
+    """Overall and per-stage metrics for the model and each baseline, on the same rows."""
+    stages = rows["stage"].astype(str).to_numpy()
+    out: dict[str, dict[str, Any]] = {}
+    for name, score in scores.items():
+        keep = np.isfinite(score)
+        extra = {k: v[keep] for k, v in interval.items()} if name == "model" else {}
+        overall = _metrics(task, y[keep], score[keep], **extra)
+        names = tuple(extra)
+
+        def metric(yy: FloatArray, ss: FloatArray, *iv: FloatArray, names: tuple = names) -> Any:
+            return _metrics(task, yy, ss, **dict(zip(names, iv, strict=True)))
+
+        by_stage = metrics_by_group(
+            stages[keep],
+            metric,
+            y[keep],
+            score[keep],
+            *extra.values(),
+            min_rows=20,
+        )
+        ordered = {s: by_stage[s] for s in STAGES if s in by_stage}
+        out[name] = {"overall": overall, "by_stage": ordered}
+    return out
+
+
+def _fit(
+    task: Task,
+    config: TrainingConfig,
+    params: dict[str, Any],
+    feature_names: list[str],
+    train: pd.DataFrame,
+    y_train: FloatArray,
+    valid: pd.DataFrame,
+    y_valid: FloatArray,
+) -> LifecycleEstimator:
+    common = {"params": params, "seed": config.seed, "threads": config.threads}
+    if task == "clv":
+        return ClvRegressor(feature_names, coverage=config.clv_coverage, **common).fit(  # type: ignore[arg-type]
+            train, y_train, valid, y_valid
+        )
+    monotone = CHURN_MONOTONE if task == "churn" else None
+    clf = LifecycleClassifier(
+        task,
+        feature_names,
+        calibration=config.calibration,
+        monotone=monotone,
+        **common,  # type: ignore[arg-type]
+    )
+    return clf.fit(train, y_train, valid, y_valid)
+
+
+def _model_scores(
+    task: Task, estimator: LifecycleEstimator, rows: pd.DataFrame
+) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
+    if isinstance(estimator, ClvRegressor):
+        lo, hi = estimator.predict_interval(rows)
+        return {"model": estimator.predict_clv(rows)}, {"lower": lo, "upper": hi}
+    return {
+        "model": estimator.predict_proba(rows),
+        "model_uncalibrated": estimator.predict_uncalibrated(rows),
+    }, {}
+
+
+def _run_task(
+    task: Task,
+    splits: dict[str, Split],
+    features: pd.DataFrame,
+    labels: FloatArray,
+    events: Any,
+    config: TrainingConfig,
+    truth: pd.DataFrame | None,
+    feature_names: list[str],
+    progress: Progress,
+) -> TaskResult:
+    horizon = config.horizons.of(task)
+    usable = eligible(task, features) & np.isfinite(labels)
+    cut = features["cutoff"]
+    primary = splits[config.protocol]
+    if primary.protocol == "time":
+        train_mask = usable & cut.isin(primary.train).to_numpy()
+        valid_mask = usable & (cut == primary.valid).to_numpy()
+        eval_mask = usable & (cut == primary.eval).to_numpy()
+    else:
+        groups = customer_groups(features["customer_id"], seed=config.seed)
+        train_mask = usable & cut.isin(primary.train).to_numpy() & (groups == "train")
+        valid_mask = usable & (cut == primary.eval).to_numpy() & (groups == "valid")
+        eval_mask = usable & (cut == primary.eval).to_numpy() & (groups == "eval")
+    for name, mask in (
+        ("training", train_mask),
+        ("validation", valid_mask),
+        ("evaluation", eval_mask),
+    ):
+        if mask.sum() < 50:
+            raise SplitError(f"{task}: only {int(mask.sum())} {name} rows; more data is needed")
+    train, valid, evaluation = features[train_mask], features[valid_mask], features[eval_mask]
+    y_train, y_valid, y_eval = labels[train_mask], labels[valid_mask], labels[eval_mask]
+
+    progress(f"{task}: tuning on {len(train):,} rows, validating on {len(valid):,}")
+    probe = _fit_params(task, config, feature_names)
+    tuning = tune(
+        task,
+        probe,
+        matrix(train, feature_names),
+        np.maximum(y_train, 0.0) if task == "clv" else y_train,
+        matrix(valid, feature_names),
+        np.maximum(y_valid, 0.0) if task == "clv" else y_valid,
+        feature_names=feature_names,
+        settings=config.tuning,
+        seed=config.seed,
+    )
+    progress(f"{task}: fitting and calibrating")
+    estimator = _fit(
+        task, config, tuning.best_params, feature_names, train, y_train, valid, y_valid
+    )
+
+    scores, interval = _model_scores(task, estimator, evaluation)
+    rfm = RfmCellRate().fit(train, y_train)
+    baselines: dict[str, FloatArray | None] = {
+        "rfm": rfm.predict(evaluation) if "rfm" in config.baselines else None,
+        "last_period": last_period(task, evaluation, horizon_days=horizon)
+        if "last_period" in config.baselines
+        else None,
+        "bgnbd": _bgnbd_scores(events, config, task, evaluation, primary.eval),
+        "oracle": _oracle(truth, task, horizon, evaluation, primary.eval),
+    }
+    scores.update({k: v for k, v in baselines.items() if v is not None})
+    metrics = _evaluate(task, evaluation, y_eval, scores, interval)
+
+    summary: dict[str, Any] = {
+        "target": task,
+        "horizon_days": horizon,
+        "protocol": primary.protocol,
+        "cutoffs": {
+            "train": [c.isoformat() for c in primary.train],
+            "valid": primary.valid.isoformat(),
+            "eval": primary.eval.isoformat(),
+        },
+        "rows": {"train": len(train), "valid": len(valid), "eval": len(evaluation)},
+        "metrics": metrics,
+        "tuning": tuning.summary(),
+        "limits": _limits(task, config, primary, scores),
+    }
+    if isinstance(estimator, LifecycleClassifier):
+        before, after = metrics["model_uncalibrated"]["overall"], metrics["model"]["overall"]
+        summary["calibration"] = {
+            "method": estimator.calibration_method_,
+            "ece_before": before["ece"],
+            "ece_after": after["ece"],
+            "brier_before": before["brier"],
+            "brier_after": after["brier"],
+        }
+    else:
+        summary["interval"] = {
+            "method": "conformalized quantile regression (LightGBM quantile 0.1/0.9)",
+            "coverage": metrics["model"]["overall"].get("coverage_p10_p90"),
+            "target_coverage": config.clv_coverage,
+        }
+    if "customer" in splits and primary.protocol == "time":
+        progress(f"{task}: customer-split protocol")
+        summary["customer_split"] = _customer_protocol(
+            task, splits["customer"], features, labels, usable, config, tuning, feature_names
+        )
+
+    frame = evaluation.copy()
+    frame["label"] = y_eval
+    for name, score in scores.items():
+        frame[f"score_{name}"] = score
+    for name, values in interval.items():
+        frame[f"score_model_{name}"] = values
+    sample = evaluation.sample(n=min(config.shap_sample, len(evaluation)), random_state=config.seed)
+    return TaskResult(
+        task, primary, estimator, tuning, summary, frame, sample, estimator.contributions(sample)
+    )
+
+
+def _fit_params(task: Task, config: TrainingConfig, feature_names: list[str]) -> dict[str, Any]:
+    """Return the fixed (untuned) booster parameters, as the estimator sets them."""
+    if task == "clv":
+        return ClvRegressor(feature_names, seed=config.seed, threads=config.threads).lgb_params()
+    monotone = CHURN_MONOTONE if task == "churn" else None
+    clf = LifecycleClassifier(
+        task,
+        feature_names,
+        monotone=monotone,
+        seed=config.seed,
+        threads=config.threads,  # type: ignore[arg-type]
+    )
+    return clf.lgb_params()
+
+
+def _customer_protocol(
+    task: Task,
+    split: Split,
+    features: pd.DataFrame,
+    labels: FloatArray,
+    usable: np.ndarray,
+    config: TrainingConfig,
+    tuning: TuningResult,
+    feature_names: list[str],
+) -> dict[str, Any]:
+    """Refit with the tuned parameters on a customer split and score the held-out customers."""
+    groups = customer_groups(features["customer_id"], seed=config.seed)
+    cut = features["cutoff"]
+    at_eval = (cut == split.eval).to_numpy()
+    train_mask = usable & cut.isin(split.train).to_numpy() & (groups == "train")
+    valid_mask = usable & at_eval & (groups == "valid")
+    eval_mask = usable & at_eval & (groups == "eval")
+    if min(train_mask.sum(), valid_mask.sum(), eval_mask.sum()) < 50:
+        return {}
+    estimator = _fit(
+        task,
+        config,
+        tuning.best_params,
+        feature_names,
+        features[train_mask],
+        labels[train_mask],
+        features[valid_mask],
+        labels[valid_mask],
+    )
+    evaluation = features[eval_mask]
+    scores, interval = _model_scores(task, estimator, evaluation)
+    scores["rfm"] = RfmCellRate().fit(features[train_mask], labels[train_mask]).predict(evaluation)
+    scores["last_period"] = last_period(task, evaluation, horizon_days=split.horizon_days)
+    result = _evaluate(task, evaluation, labels[eval_mask], scores, interval)
+    result["cutoffs"] = split.as_dict()  # type: ignore[assignment]
+    return result
+
+
+def _limits(
+    task: Task, config: TrainingConfig, split: Split, scores: dict[str, FloatArray]
+) -> list[str]:
+    notes = [
+        f"Scores customers as of a cutoff for the next {split.horizon_days} days; it was "
+        f"evaluated on the cutoff {split.eval.date()} only.",
+    ]
+    if split.protocol == "time":
+        notes.append(
+            f"Trained on cutoffs up to {split.train[-1].date()} and calibrated on "
+            f"{split.valid.date()}: the most recent {2 * split.horizon_days} days of behaviour "
+            "only reach it through the features."
+        )
+    else:
+        notes.append("Evaluated with a customer split, which is not time-honest.")
+    if task == "churn":
+        notes.append(
+            "Churn is defined by the absence of "
+            + ", ".join(config.qualifying_events())
+            + f" events for {split.horizon_days} days; customers who never bought are not scored."
+        )
+    if task == "clv":
+        notes.append(
+            "Revenue is undiscounted; the interval is marginal (about 80% of customers), "
+            "not a per-customer guarantee."
+        )
+    if "bgnbd" not in scores and "bgnbd" in config.baselines and task != "next_stage":
+        notes.append("The BG/NBD baseline was not run (optional extra missing or too little data).")
+    return notes
+
+
+def run_training(
+    events: Any,
+    *,
+    config: TrainingConfig | None = None,
+    truth: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Train, calibrate and evaluate every configured model on one event log.
+
+    Parameters
+    ----------
+    events
+        Canonical events (a Parquet path or folder, or a frame).
+    config
+        Training config; defaults suit the simulator.
+    truth
+        The simulator's ``truth.parquet`` as a frame: adds the oracle to every evaluation and
+        puts the cutoffs on its 30-day grid.
+    progress
+        Called with a short message at each step.
+
+    Returns
+    -------
+    TrainingResult
+        Fitted estimators, the summary and evaluation rows per task.
+
+    Raises
+    ------
+    SplitError
+        When the data is too short for a horizon under the chosen protocol.
+    """
+    config = config or TrainingConfig()
+    say = progress or (lambda _message: None)
+    began = time.perf_counter()
+    end = observation_end(events, config.cutoffs.observed_until)
+    cutoffs = candidate_cutoffs(events, config, end, truth)
+    if not cutoffs:
+        raise SplitError(f"no cutoff lies between the first event and {end.date()}")
+    splits = _splits(config, cutoffs, end)
+    needed: set[pd.Timestamp] = set()
+    for task_splits in splits.values():
+        for split in task_splits.values():
+            needed.update({*split.train, split.valid, split.eval})
+    later: set[pd.Timestamp] = set()
+    if "next_stage" in splits:
+        later = {window_end(c, config.horizons.next_stage_days) for c in needed}
+    say(f"features at {len(needed | later)} cutoffs")
+    all_features = build_features(events, cutoffs=sorted(needed | later), config=config.lifecycle)
+    features = all_features[all_features["cutoff"].isin(sorted(needed))].reset_index(drop=True)
+    feature_names = [c for c in feature_columns(config.lifecycle) if c in features.columns]
+    data = fingerprint(events)
+    data["observed_until"] = end.isoformat()
+    results: dict[Task, TaskResult] = {}
+    for task, task_splits in splits.items():
+        say(f"{task}: labels")
+        own = {c for split in task_splits.values() for c in (*split.train, split.valid, split.eval)}
+        rows = features[features["cutoff"].isin(sorted(own))].reset_index(drop=True)
+        labels = build_labels(
+            events,
+            rows,
+            task=task,
+            horizon_days=config.horizons.of(task),
+            end=end,
+            config=config.lifecycle,
+            qualifying_events=config.qualifying_events(),
+            later_features=all_features,
+        )
+        results[task] = _run_task(
+            task, task_splits, rows, labels, events, config, truth, feature_names, say
+        )
+    return TrainingResult(config, data, results, time.perf_counter() - began)
