@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml uv.lock
 	  $(PYTHON) -m venv $(VENV); }
 	@test -x $(BIN)/uv || { $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
-	$(BIN)/uv sync --frozen --python $(BIN)/python
+	$(BIN)/uv sync --frozen --all-extras --python $(BIN)/python
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the locked stack (uv.lock) plus this project
