@@ -9,6 +9,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 DEMO_CUSTOMERS ?= 20000
+DEMO_TRIALS ?= 3
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -37,20 +38,27 @@ format: $(STAMP) ## Format the code and apply safe ruff fixes
 test: lint ## Install, lint and run the whole test suite
 	$(BIN)/pytest
 
-demo: $(STAMP) ## Simulate 20,000 customers, validate, build features, print the funnel and RFM segments
+demo: $(STAMP) ## Simulate 20,000 customers over 4 years, build features, train (3 trials), promote, score
 	$(BIN)/lifecycle simulate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO)/sim
 	$(BIN)/lifecycle validate --events $(DEMO)/sim/events.parquet --out $(DEMO)/validated
-	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/features.parquet
-	$(BIN)/lifecycle stages --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
-	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
+	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01 --out $(DEMO)/features.parquet
+	$(BIN)/lifecycle stages --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01
+	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01
+	$(BIN)/lifecycle train --events $(DEMO)/validated/events.parquet --truth $(DEMO)/sim/truth.parquet --trials $(DEMO_TRIALS) --report-dir $(DEMO)/reports
+	$(BIN)/lifecycle promote
+	$(BIN)/lifecycle score --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01 --out $(DEMO)/scores.parquet
+	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1  (then open http://127.0.0.1:5000)"
 
 bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events
 	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000
+
+bench-training: $(STAMP) ## Model quality vs RFM, last-period, BG/NBD and the oracle (sim, CDNOW sample and master)
+	$(BIN)/python benchmarks/training_quality.py sim cdnow_sample cdnow --customers 20000 --trials 20
 
 bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs realised outcomes
 	$(BIN)/python benchmarks/simulator.py --customers 100000 1000000
 
 clean: ## Remove the virtual environment, caches and demo output
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports
 
-.PHONY: help install lint format test demo bench-features bench-sim clean
+.PHONY: help install lint format test demo bench-features bench-sim bench-training clean

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
@@ -200,9 +200,9 @@ class LifecycleClassifier(_LgbmEstimator):
         LightGBM structure parameters (``num_leaves``, ``learning_rate``, ...); objective,
         metric and the deterministic settings are added here.
     calibration
-        ``isotonic``, ``sigmoid`` (Platt scaling of the margin), ``auto`` (isotonic when the
-        calibration cutoff has at least 2,000 rows and 100 of each class, else sigmoid), or
-        ``none``.
+        ``isotonic``, ``sigmoid`` (Platt scaling of the margin), ``auto`` (the one of the two
+        with the lower two-fold cross-validated log loss on the calibration cutoff; sigmoid
+        below 2,000 rows or 100 of either class), or ``none``.
     monotone
         Feature name -> +1 / -1 monotone constraint (the churn default is :data:`CHURN_MONOTONE`).
     seed, threads
@@ -277,25 +277,32 @@ class LifecycleClassifier(_LgbmEstimator):
             num_boost_round=self.num_boost_round,
             early_stopping_rounds=self.early_stopping_rounds,
         )
-        self.calibration_method_ = self._choose_calibration(yv)
         margin = self._margin(valid)
-        if self.calibration_method_ == "isotonic":
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-            self.calibrator_: IsotonicRegression | LogisticRegression | None = iso.fit(
-                _sigmoid(margin), yv
-            )
-        elif self.calibration_method_ == "sigmoid":
-            self.calibrator_ = LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), yv)
-        else:
-            self.calibrator_ = None
+        self.calibration_method_ = self._choose_calibration(margin, yv)
+        self.calibrator_ = _fit_calibrator(self.calibration_method_, margin, yv)
         return self
 
-    def _choose_calibration(self, y_valid: FloatArray) -> str:
+    def _choose_calibration(self, margin: FloatArray, y_valid: FloatArray) -> str:
+        """Pick isotonic or sigmoid by two-fold cross-validated log loss on the validation rows.
+
+        Isotonic needs at least 2,000 rows and 100 of each class to be considered at all.
+        """
         if self.calibration != "auto":
             return self.calibration
         positives = int(y_valid.sum())
-        enough = len(y_valid) >= 2000 and min(positives, len(y_valid) - positives) >= 100
-        return "isotonic" if enough else "sigmoid"
+        if len(y_valid) < 2000 or min(positives, len(y_valid) - positives) < 100:
+            return "sigmoid"
+        half = np.random.default_rng(self.seed).random(len(y_valid)) < 0.5
+        losses = {}
+        for method in ("isotonic", "sigmoid"):
+            loss = 0.0
+            for fit_rows in (half, ~half):
+                calibrator = _fit_calibrator(method, margin[fit_rows], y_valid[fit_rows])
+                p = np.clip(_apply_calibrator(calibrator, margin[~fit_rows]), 1e-6, 1 - 1e-6)
+                y = y_valid[~fit_rows]
+                loss += float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+            losses[method] = loss
+        return min(losses, key=lambda m: (losses[m], m != "sigmoid"))
 
     def _margin(self, features: pd.DataFrame) -> FloatArray:
         self._check_fitted()
@@ -312,13 +319,7 @@ class LifecycleClassifier(_LgbmEstimator):
 
     def predict_proba(self, features: pd.DataFrame) -> FloatArray:
         """Calibrated probabilities for every row (eligible or not)."""
-        margin = self._margin(features)
-        if isinstance(self.calibrator_, IsotonicRegression):
-            prob = self.calibrator_.predict(_sigmoid(margin))
-        elif isinstance(self.calibrator_, LogisticRegression):
-            prob = self.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
-        else:
-            prob = _sigmoid(margin)
+        prob = _apply_calibrator(self.calibrator_, self._margin(features))
         return np.clip(np.asarray(prob, dtype=np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -454,6 +455,26 @@ class ClvRegressor(_LgbmEstimator):
 
 
 LifecycleEstimator = LifecycleClassifier | ClvRegressor
+
+Calibrator: TypeAlias = IsotonicRegression | LogisticRegression | None
+
+
+def _fit_calibrator(method: str, margin: FloatArray, y: FloatArray) -> Calibrator:
+    """Fit isotonic regression on probabilities, or Platt scaling on the margin."""
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        return iso.fit(_sigmoid(margin), y)
+    if method == "sigmoid":
+        return LogisticRegression(C=1e6).fit(margin.reshape(-1, 1), y)
+    return None
+
+
+def _apply_calibrator(calibrator: Calibrator, margin: FloatArray) -> FloatArray:
+    if isinstance(calibrator, IsotonicRegression):
+        return np.asarray(calibrator.predict(_sigmoid(margin)), dtype=np.float64)
+    if isinstance(calibrator, LogisticRegression):
+        return np.asarray(calibrator.predict_proba(margin.reshape(-1, 1))[:, 1], dtype=np.float64)
+    return _sigmoid(margin)
 
 
 def _sigmoid(margin: FloatArray) -> FloatArray:

@@ -255,8 +255,12 @@ def simulate(
         "2024-01-01"
     ),
     days: Annotated[
-        int, typer.Option(help="Length of the simulated period in days.", min=30)
-    ] = 730,
+        int,
+        typer.Option(
+            help="Days to simulate (4 years leave room for time-honest 365-day CLV labels).",
+            min=30,
+        ),
+    ] = 1460,
     out: Annotated[
         Path, typer.Option(help="Folder for events, customers, campaigns and truth.")
     ] = (Path("data/sim")),
@@ -536,6 +540,282 @@ def rfm(
         f"{cut.date()}; most value in {top['segment']} ({top['net_revenue']:,.0f})",
         as_json,
     )
+
+
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.",
+    ),
+]
+TrainingConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help=(
+            "Training YAML (horizons, cutoffs, protocol, tuning; its `lifecycle:` key holds the "
+            "lifecycle config or a path to one). Default: built-in defaults that suit the "
+            "simulator."
+        ),
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _load_training_config(path: Path | None, **overrides: Any) -> Any:
+    from training.config import TrainingConfig, load_training_config
+
+    try:
+        cfg = load_training_config(path)
+        if overrides:
+            data = cfg.model_dump()
+            for dotted, value in overrides.items():
+                if value is None:
+                    continue
+                node = data
+                *parents, leaf = dotted.split(".")
+                for key in parents:
+                    node = node[key]
+                node[leaf] = value
+            cfg = TrainingConfig.model_validate(data)
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from exc
+    return cfg
+
+
+def _find_truth(events: str, truth: Path | None) -> pd.DataFrame | None:
+    """Return the simulator's truth table: the given file, or truth.parquet beside the events."""
+    import pandas as pd
+
+    if truth is None:
+        path = Path(events)
+        folder = path if path.is_dir() else path.parent
+        candidate = folder / "truth.parquet"
+        if not candidate.exists() and folder.parent != folder:
+            candidate = folder.parent / "truth.parquet"
+        if not candidate.exists():
+            return None
+        truth = candidate
+    return pd.read_parquet(truth)
+
+
+def _print_task_metrics(summary: dict[str, Any]) -> None:
+    import pandas as pd
+
+    for task, block in summary["tasks"].items():
+        rows = []
+        for name, values in block["metrics"].items():
+            overall = values["overall"]
+            rows.append({"model": name, **overall})
+        frame = pd.DataFrame(rows)
+        if task == "clv":
+            cols = ["model", "mae", "rmse", "spearman", "normalized_gini", "total_bias"]
+            cols += [c for c in ("coverage_p10_p90",) if c in frame.columns]
+        else:
+            cols = ["model", "roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10"]
+        cuts = block["cutoffs"]
+        registered = block.get("registered", {})
+        version = (
+            f", registered {registered['name']} v{registered['version']}" if registered else ""
+        )
+        _print_table(
+            frame[[c for c in cols if c in frame.columns]],
+            f"{task} ({block['horizon_days']} d, {block['protocol']} protocol, evaluated at "
+            f"{cuts['eval'][:10]}, {block['rows']['eval']:,} customers{version})",
+            {c: ".4f" for c in cols if c != "model"},
+        )
+
+
+@app.command()
+def train(
+    events: EventsOpt,
+    config: TrainingConfigOpt = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Optuna trials per model (overrides the config).", min=0)
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Optuna time budget per model in seconds (overrides the config)."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL shared by several workers (default: in memory)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "lifecycle",
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Simulator truth.parquet for the oracle (default: beside --events, if there).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the HTML report, plots and model cards in DIR/<run id>/."),
+    ] = Path("reports"),
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train, calibrate, evaluate and register the next-stage, churn and CLV models.
+
+    Builds features at every cutoff, labels from the window after each, tunes LightGBM with
+    Optuna on a later cutoff, calibrates there, and reports on the last complete cutoff
+    against RFM, last-period, BG/NBD (and, on simulated data, the oracle). Logs one MLflow run
+    (params, metrics, plots, HTML report, model cards, data fingerprint) and registers
+    lifecycle-next-stage, lifecycle-churn and lifecycle-clv with the alias `challenger`.
+    """
+    from training.labels import IncompleteLabelWindow
+    from training.splits import SplitError
+    from training.train import train_and_log
+
+    cfg = _load_training_config(
+        config,
+        **{
+            "tuning.trials": trials,
+            "tuning.timeout_seconds": timeout,
+            "tuning.storage": storage,
+            "seed": seed,
+        },
+    )
+    data, counts = _open_events(events, mapping, table, cfg.lifecycle)
+    truth_table = _find_truth(events, truth) if mapping is None else None
+    began = time.perf_counter()
+    with _progress("training", total=None, enabled=not as_json) as _advance:
+        try:
+            summary = train_and_log(
+                data,
+                config=cfg,
+                truth=truth_table,
+                tracking_uri=tracking_uri,
+                experiment=experiment,
+                report_dir=report_dir,
+                progress=None if as_json else lambda m: err_console.print(f"[dim]{m}[/]"),
+            )
+        except (SplitError, IncompleteLabelWindow) as exc:
+            raise _fail(str(exc), code=2) from exc
+    seconds = time.perf_counter() - began
+    if not as_json:
+        _print_task_metrics(summary)
+    registered = {
+        block["registered"]["name"]: block["registered"]["version"]
+        for block in summary["tasks"].values()
+    }
+    out = {
+        "run_id": summary["run"]["run_id"],
+        "experiment": experiment,
+        "registered": registered,
+        "events": counts["events"],
+        "rows_quarantined": counts["rows_quarantined"],
+        "report": summary.get("report"),
+        "seconds": round(seconds, 1),
+    }
+    _emit(
+        out,
+        f"run {out['run_id']}: registered "
+        + ", ".join(f"{k} v{v}" for k, v in registered.items())
+        + f" as challenger in {seconds:.0f} s"
+        + (f"; report {out['report']}" if out["report"] else ""),
+        as_json,
+    )
+
+
+@app.command()
+def evaluate(
+    run: Annotated[str, typer.Option("--run", help="MLflow run id of a training run.")],
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a training run's evaluation: each model against its baselines, per task."""
+    import mlflow
+
+    from training.train import load_run_summary
+
+    try:
+        summary = load_run_summary(run, tracking_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise _fail(f"cannot read run {run}: {str(exc).splitlines()[0]}", code=2) from exc
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        return
+    _print_task_metrics(summary)
+    tasks = ", ".join(summary["tasks"])
+    _emit(summary, f"run {run}: {tasks}; report.html is in the run's artifacts", as_json)
+
+
+@app.command()
+def score(
+    events: EventsOpt,
+    out: Annotated[Path, typer.Option(help="Parquet file for the scores.")],
+    cutoff: CutoffOpt = None,
+    alias: Annotated[str, typer.Option(help="Registry alias of the models to use.")] = "champion",
+    config: TrainingConfigOpt = None,
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every customer at a cutoff with the champion models (batch scoring).
+
+    Writes one row per customer: stage, status, RFM scores and segment, next-stage
+    probability, churn risk, CLV with P10-P90, and the model versions that made them.
+    """
+    import mlflow
+
+    from features.build import parse_cutoff
+    from training.train import score_customers
+
+    cfg = _load_training_config(config)
+    data, counts = _open_events(events, mapping, table, cfg.lifecycle)
+    try:
+        cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
+    except ValueError as exc:
+        raise _fail(str(exc), code=2) from exc
+    began = time.perf_counter()
+    try:
+        scores = score_customers(
+            data, cutoff=cut, config=cfg, tracking_uri=tracking_uri, alias=alias
+        )
+    except LookupError as exc:
+        raise _fail(
+            f"{exc}; train and promote first (`lifecycle train`, `lifecycle promote`)", code=2
+        ) from exc
+    except mlflow.exceptions.MlflowException as exc:
+        raise _fail(str(exc).splitlines()[0], code=2) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(out, index=False)
+    seconds = time.perf_counter() - began
+    summary = {
+        "customers": len(scores),
+        "cutoff": cut.isoformat(),
+        "model_versions": json.loads(scores["model_versions"].iloc[0]) if len(scores) else {},
+        "events": counts["events"],
+        "seconds": round(seconds, 2),
+        "out": str(out),
+    }
+    _emit(
+        summary,
+        f"scored {len(scores):,} customers as of {cut.date()} with "
+        + ", ".join(f"{k} v{v}" for k, v in summary["model_versions"].items())
+        + f" in {seconds:.1f} s -> {out}",
+        as_json,
+    )
+
+
+def _register_registry_commands() -> None:
+    """Add ``promote`` and ``rollback`` (they live in :mod:`training.registry_cli`)."""
+    from training.registry_cli import promote_command, rollback_command
+
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
+
+
+_register_registry_commands()
 
 
 def main() -> None:

@@ -75,7 +75,6 @@ class TrainingConfig(_Strict):
     churn_events: tuple[str, ...] | None = None
     calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
     clv_coverage: float = Field(0.8, gt=0, lt=1)
-    next_stage_per_stage: bool = False
     baselines: tuple[Literal["rfm", "last_period", "bgnbd"], ...] = ("rfm", "last_period", "bgnbd")
     shap_sample: int = Field(2000, gt=0)
     seed: int = Field(42, ge=0)

@@ -1,0 +1,380 @@
+"""MLflow tracking and registry moves, against a real MLflow on SQLite under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import subprocess
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+import joblib
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from models.lgbm import ClvRegressor, LifecycleClassifier
+from training import tracking
+from training.registry_cli import promote_command, rollback_command
+from training.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    HISTORY_TAG,
+    RegistryError,
+    artifact_root_for,
+    connect,
+    experiment_id,
+    log_estimator,
+    promote,
+    resolve_tracking_uri,
+    rollback,
+)
+
+FEATURES = ["x1", "x2"]
+N_ROWS = 600
+
+cli = typer.Typer()
+cli.command("promote")(promote_command)
+cli.command("rollback")(rollback_command)
+runner = CliRunner()
+
+
+def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features where x1 drives churn and CLV and x2 is noise; churn and CLV labels."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.normal(size=n),
+            "stage_code": 2,
+            "n_purchases": 1,
+        }
+    )
+    churned = (frame["x1"] + 0.5 * rng.normal(size=n) > 0).to_numpy(float)
+    clv = np.exp(frame["x1"].to_numpy()) * rng.gamma(2.0, 1.0, size=n)
+    return frame, churned, clv
+
+
+@pytest.fixture(scope="module")
+def estimators() -> dict[str, object]:
+    frame, churned, clv = synthetic(N_ROWS, seed=0)
+    small = {"num_leaves": 4, "min_child_samples": 10}
+    fit = {"num_boost_round": 40, "early_stopping_rounds": 10}
+    train, valid = frame[:400], frame[400:]
+
+    def classifier(features: list[str]) -> LifecycleClassifier:
+        model = LifecycleClassifier(
+            "churn", features, params=small, calibration="sigmoid", threads=1, **fit
+        )
+        return model.fit(train, churned[:400], valid, churned[400:])
+
+    clv_model = ClvRegressor(FEATURES, params=small, threads=1, **fit)
+    return {
+        "good": classifier(FEATURES),
+        "bad": classifier(["x2"]),  # the noise feature only: ROC AUC about 0.5
+        "clv": clv_model.fit(train, clv[:400], valid, clv[400:]),
+    }
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> dict[str, pd.DataFrame]:
+    frame, churned, clv = synthetic(300, seed=2)
+    return {"churn": frame.assign(label=churned), "clv": frame.assign(label=clv)}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    client = connect(uri)
+    yield client, uri, folder
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+def register(store, estimator, evaluation_set, *, name: str, task: str = "churn") -> str:
+    """Log an estimator and its evaluation set in a new run; return the new version."""
+    client, _, _ = store
+    with mlflow.start_run(experiment_id=experiment_id(client, "tests")):
+        tracking.log_evaluation_set(task, evaluation_set)
+        version = log_estimator(
+            estimator,
+            task=task,
+            registered_name=name,
+            input_example=evaluation_set.drop(columns="label"),
+            tags={"eval_cutoff": "2025-01-01"},
+        )
+    return str(version.version)
+
+
+def aliases(client, name: str) -> dict[str, str]:
+    return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+
+
+def invoke(uri: str, *args: str):
+    result = runner.invoke(cli, [*args, "--tracking-uri", uri])
+    assert "Traceback" not in result.output + result.stderr
+    return result
+
+
+def test_resolve_tracking_uri_prefers_explicit_then_env_then_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    default = resolve_tracking_uri()
+    assert default == f"sqlite:///{tmp_path}/mlflow.db"
+    assert artifact_root_for(default) == (tmp_path / "mlartifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert resolve_tracking_uri() == "http://tracking:5000"
+    assert resolve_tracking_uri("sqlite:////srv/m.db") == "sqlite:////srv/m.db"
+    assert artifact_root_for("http://tracking:5000") is None
+
+
+def test_experiment_id_gets_or_creates_with_artifacts_beside_the_database(store):
+    client, uri, folder = store
+    first = experiment_id(client, "lifecycle tests")
+    assert experiment_id(client, "lifecycle tests") == first
+    location = client.get_experiment(first).artifact_location
+    assert location == f"{artifact_root_for(uri)}/lifecycle-tests"
+    assert location.startswith((folder / "mlartifacts").as_uri())
+
+
+def test_log_functions_write_what_reads_back(store, tmp_path):
+    client, _, _ = store
+    trials = pd.DataFrame(
+        {
+            "number": [0, 1],
+            "value": [0.71, 0.74],
+            "params_num_leaves": [15, 31],
+            "datetime_start": pd.to_datetime(["2025-01-01 10:00", "2025-01-01 10:01"]),
+        }
+    )
+    evaluation_set = pd.DataFrame({"x1": [0.1, 0.2], "label": [0.0, 1.0]})
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "summary.md").write_text("# report\n")
+    with mlflow.start_run(experiment_id=experiment_id(client, "tests")) as run:
+        logged = tracking.log_params({"churn": {"num_leaves": 31, "note": "x" * 7000}})
+        metrics = tracking.log_metrics(
+            {"churn": {"test": {"roc_auc": 0.81, "ece": float("nan"), "n": 300}}, "skip": None}
+        )
+        tracking.log_config({"horizon_days": 90, "out": tmp_path / "out"})
+        tracking.log_data_fingerprint({"events_sha256": "abc", "rows": 1234})
+        tags = tracking.log_git_commit(tmp_path)
+        tracking.log_table(trials, "tuning/churn_trials.csv")
+        tracking.log_table(trials, "tuning/churn_trials.json")
+        tracking.log_evaluation_set("churn", evaluation_set)
+        tracking.log_files(tmp_path / "report", "report")
+        with pytest.raises(TypeError, match="not a number"):
+            tracking.log_metrics({"churn": {"grade": "high"}})
+    assert logged["churn.num_leaves"] == "31"
+    assert metrics == {"churn.test.roc_auc": 0.81, "churn.test.n": 300.0}
+    assert tags == {"git_commit": "unknown", "git_dirty": "unknown"}
+
+    data = client.get_run(run.info.run_id).data
+    assert data.params["churn.num_leaves"] == "31"
+    assert len(data.params["churn.note"]) == 6000
+    assert data.params["data.rows"] == "1234"
+    assert data.metrics == {"churn.test.roc_auc": 0.81, "churn.test.n": 300.0}
+    assert data.tags["git_commit"] == "unknown"
+
+    down = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=tmp_path))
+    assert "horizon_days: 90" in (down / "config.yaml").read_text()
+    assert json.loads((down / "data_fingerprint.json").read_text())["rows"] == 1234
+    assert pd.read_csv(down / "tuning" / "churn_trials.csv")["value"].tolist() == [0.71, 0.74]
+    table = json.loads((down / "tuning" / "churn_trials.json").read_text())
+    assert table["columns"][:2] == ["number", "value"] and len(table["data"]) == 2
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(down / "evaluation" / "churn.parquet"), evaluation_set
+    )
+    assert (down / "report" / "summary.md").read_text() == "# report\n"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_log_git_commit_tags_commit_and_dirty_state(store, tmp_path):
+    client, _, _ = store
+    git = [shutil.which("git"), "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a.txt").write_text("a\n")
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    with mlflow.start_run(experiment_id=experiment_id(client, "tests")) as run:
+        clean = tracking.log_git_commit(tmp_path)
+        (tmp_path / "a.txt").write_text("b\n")
+        dirty = tracking.log_git_commit(tmp_path)
+    assert clean == {"git_commit": head.stdout.strip(), "git_dirty": "false"}
+    assert dirty == {"git_commit": head.stdout.strip(), "git_dirty": "true"}
+    assert client.get_run(run.info.run_id).data.tags["git_dirty"] == "true"
+
+
+def test_log_estimator_registers_a_challenger_that_loads(store, estimators, evaluation):
+    client, _, _ = store
+    version = register(store, estimators["good"], evaluation["churn"], name="lifecycle-churn")
+    mv = client.get_model_version("lifecycle-churn", version)
+    assert CHALLENGER in mv.aliases
+    assert mv.tags["task"] == "churn" and mv.tags["eval_cutoff"] == "2025-01-01"
+    assert mv.tags["run_id"] == mv.run_id
+
+    loaded = mlflow.pyfunc.load_model("models:/lifecycle-churn@challenger")
+    features = evaluation["churn"].drop(columns="label").head(4).assign(n_purchases=[1, 1, 1, 0])
+    predicted = loaded.predict(features)
+    expected = estimators["good"].predict_frame(features)
+    pd.testing.assert_frame_equal(predicted, expected)
+    assert np.isnan(predicted["churn_risk"].iloc[3])
+    assert hasattr(loaded.unwrap_python_model().estimator, "booster_")
+    inputs = loaded.metadata.get_model_info().signature.inputs.input_names()
+    assert inputs == ["x1", "x2", "stage_code", "n_purchases"]
+    requirements = Path(mlflow.pyfunc.get_model_dependencies("models:/lifecycle-churn@challenger"))
+    assert f"lightgbm=={package_version('lightgbm')}" in requirements.read_text().splitlines()
+
+
+def test_promote_first_champion_then_refuses_a_worse_challenger(store, estimators, evaluation):
+    client, uri, _ = store
+    name = "churn-refuse"
+    good = register(store, estimators["good"], evaluation["churn"], name=name)
+    [first] = promote(client, [name])
+    assert (first.status, first.challenger, first.champion) == ("first champion", good, None)
+    assert first.challenger_value > 0.8
+    assert aliases(client, name) == {CHAMPION: good}
+
+    bad = register(store, estimators["bad"], evaluation["churn"], name=name)
+    result = invoke(uri, "promote", "--model", name, "--json")
+    assert result.exit_code == 1
+    assert "--force" in result.stderr
+    [refused] = json.loads(result.stdout)["promotions"]
+    assert refused["status"] == "refused"
+    assert refused["metric"] == "roc_auc"
+    assert refused["challenger_value"] < 0.6 < 0.8 < refused["champion_value"]
+    assert aliases(client, name) == {CHAMPION: good, CHALLENGER: bad}
+
+    result = invoke(uri, "promote", "--model", name, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert "forced" in result.stdout
+    assert aliases(client, name) == {CHAMPION: bad}
+    assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == [good]
+
+
+def test_promote_clv_compares_mae_with_relative_tolerance(store, estimators, evaluation):
+    client, _, _ = store
+    name = "clv-promote"
+    first = register(store, estimators["clv"], evaluation["clv"], name=name, task="clv")
+    promote(client, [name])
+    second = register(store, estimators["clv"], evaluation["clv"], name=name, task="clv")
+    [same] = promote(client, [name])
+    assert same.metric == "mae" and same.tolerance == 0.02
+    assert same.challenger_value == pytest.approx(same.champion_value)
+    assert same.status == "promoted"
+    assert aliases(client, name) == {CHAMPION: second}
+    assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == [first]
+
+
+def test_rollback_restores_the_previous_champion(store, estimators, evaluation):
+    client, uri, _ = store
+    name = "churn-rollback"
+    v1 = register(store, estimators["good"], evaluation["churn"], name=name)
+    promote(client, [name])
+    v2 = register(store, estimators["good"], evaluation["churn"], name=name)
+    [promoted] = promote(client, [name])
+    assert promoted.status == "promoted"
+    assert aliases(client, name) == {CHAMPION: v2}
+
+    result = invoke(uri, "rollback", "--model", name)
+    assert result.exit_code == 0, result.stderr
+    assert f"v{v1}" in result.stdout
+    assert aliases(client, name) == {CHAMPION: v1}
+    assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == []
+
+    result = invoke(uri, "rollback", "--model", name)
+    assert result.exit_code == 2
+    assert name in result.stderr and "no earlier champion" in result.stderr
+    with pytest.raises(RegistryError, match=name):
+        rollback(client, [name])
+
+
+def test_registry_commands_fail_cleanly(store, tmp_path):
+    _, uri, _ = store
+    result = invoke(uri, "promote", "--model", "no-such-model")
+    assert result.exit_code == 2
+    assert "no registered model named 'no-such-model'" in result.stderr
+
+    result = invoke(f"sqlite:///{tmp_path / 'missing.db'}", "rollback")
+    assert result.exit_code == 2
+    assert "no MLflow database" in result.stderr
+    assert not (tmp_path / "missing.db").exists()
+
+    result = invoke("http://127.0.0.1:9", "promote")  # nothing listens on port 9
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot reach the MLflow server at http://127.0.0.1:9")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+WORKER = """
+import time
+from pathlib import Path
+
+import joblib
+import mlflow
+import pandas as pd
+
+from training.tracking import connect, experiment_id, log_estimator, log_metrics, log_params
+
+estimator = joblib.load(estimator_path)
+example = pd.read_parquet(example_path)
+Path(ready, str(index)).touch()
+while len(list(Path(ready).iterdir())) < 3:  # start together
+    time.sleep(0.01)
+client = connect(uri)
+with mlflow.start_run(experiment_id=experiment_id(client, "concurrent")):
+    log_params({"worker": index, "lgbm": {f"p{i}": i for i in range(150)}})
+    for step in range(20):
+        log_metrics({"valid": {"loss": 1 / (step + 1), "auc": 0.5 + step / 100}}, step=step)
+    log_estimator(estimator, task="churn", registered_name="lifecycle-churn", input_example=example)
+"""
+
+
+def test_concurrent_runs_on_a_fresh_sqlite_database_all_succeed(
+    tmp_path, estimators, evaluation, monkeypatch
+):
+    # Three processes (like three `lifecycle train` runs) create the schema, the experiment, a
+    # run and a registered version at once. A forkserver imports MLflow once and forks clean
+    # children from it (no state of this process), which saves two slow imports.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "store" / "mlflow.db"
+    joblib.dump(estimators["good"], tmp_path / "estimator.joblib")
+    evaluation["churn"].drop(columns="label").to_parquet(tmp_path / "example.parquet")
+    (tmp_path / "ready").mkdir()
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mlflow.pyfunc", "training.tracking", "models.pyfunc"])
+    workers = []
+    for index in range(3):
+        names = {
+            "uri": f"sqlite:///{db}",
+            "estimator_path": str(tmp_path / "estimator.joblib"),
+            "example_path": str(tmp_path / "example.parquet"),
+            "ready": str(tmp_path / "ready"),
+            "index": index,
+        }
+        workers.append(context.Process(target=exec, args=(WORKER, names)))
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+    assert [w.exitcode for w in workers] == [0, 0, 0], "see the captured stderr"
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    versions = client.search_model_versions("name='lifecycle-churn'")
+    assert sorted(int(v.version) for v in versions) == [1, 2, 3]
+    [experiment] = [e for e in client.search_experiments() if e.name == "concurrent"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.params["worker"] for r in runs) == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(len(client.get_metric_history(r.info.run_id, "valid.loss")) == 20 for r in runs)
+    assert all(
+        r.info.artifact_uri.startswith((db.parent / "mlartifacts" / "concurrent").as_uri())
+        for r in runs
+    )

@@ -1,0 +1,152 @@
+"""The registry moves of the ``lifecycle`` CLI: ``promote`` and ``rollback``.
+
+``training.cli`` registers them with ``app.command("promote")(promote_command)`` and
+``app.command("rollback")(rollback_command)``. MLflow is imported inside the commands, so
+loading the CLI stays fast. Results go to standard output (a table, or with ``--json`` one
+JSON object); errors are one line on standard error: exit 1 when a challenger was refused,
+2 when the move cannot be done (no such model, no history, store unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+err_console = Console(stderr=True)
+
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help=(
+            "Registered model name; repeat for several. Default: every lifecycle model "
+            "(lifecycle-next-stage, lifecycle-churn, lifecycle-clv) that is registered."
+        ),
+    ),
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI. Default: sqlite:///mlflow.db in the current folder.",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON object instead of a table.")
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Return the first line of an error's message (MLflow's can carry SQL and tracebacks)."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _client(tracking_uri: str | None) -> MlflowClient:
+    """Connect to the store; a local SQLite file must exist already (no empty one is made)."""
+    from training.tracking import connect, resolve_tracking_uri, sqlite_database
+
+    uri = resolve_tracking_uri(tracking_uri)
+    database = sqlite_database(uri)
+    if database is not None and not database.is_file():
+        raise _fail(f"no MLflow database at {database}: train first, or give --tracking-uri")
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    return connect(uri)
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast when a tracking server does not answer (MLflow retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    health = f"{uri.rstrip('/')}/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):  # noqa: S310 - http(s) only
+            return
+    except urllib.error.HTTPError:
+        return  # it answered, if only with an error status: the real call will tell more
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _fail(f"cannot reach the MLflow server at {uri}: {reason}") from exc
+
+
+def _emit(result: dict[str, Any], table: str, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+    else:
+        sys.stdout.write(table + "\n")
+
+
+def promote_command(
+    model: ModelOpt = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help=(
+                "How much worse the challenger may be: absolute ROC AUC for next_stage and "
+                "churn (default 0.005), relative MAE for clv (default 0.02)."
+            ),
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote every challenger whatever its score.")
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Promote each model's challenger to champion if it is at least as good.
+
+    Challenger and champion are scored on the challenger's evaluation set (ROC AUC, or MAE
+    for CLV). The previous champion is kept in the model's champion_history, so `rollback`
+    can restore it. Exits with 1 when a challenger is refused (--force overrides).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import RegistryError, format_promotions, promote
+
+    try:
+        promotions = promote(_client(tracking_uri), model or None, tolerance=tolerance, force=force)
+    except (RegistryError, MlflowException, OSError) as exc:
+        raise _fail(_one_line(exc)) from exc
+    _emit({"promotions": [p.as_dict() for p in promotions]}, format_promotions(promotions), as_json)
+    refused = [p.name for p in promotions if p.status == "refused"]
+    if refused:
+        raise _fail(
+            f"challenger refused for {', '.join(refused)}; --force promotes it anyway", code=1
+        )
+
+
+def rollback_command(
+    model: ModelOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move champion back to the previous champion of each model.
+
+    Default: every lifecycle model that has an earlier champion. Exits with 2 when there is
+    none to roll back to.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import RegistryError, format_rollbacks, rollback
+
+    try:
+        rollbacks = rollback(_client(tracking_uri), model or None)
+    except (RegistryError, MlflowException, OSError) as exc:
+        raise _fail(_one_line(exc)) from exc
+    _emit({"rollbacks": [r.as_dict() for r in rollbacks]}, format_rollbacks(rollbacks), as_json)

@@ -1,0 +1,924 @@
+"""MLflow tracking for lifecycle training: where runs go, small ``log_*`` functions, registry moves.
+
+Runs go to ``$MLFLOW_TRACKING_URI`` or, by default, to ``sqlite:///<cwd>/mlflow.db`` with
+artifacts in ``<cwd>/mlartifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` run
+in that folder shows runs and artifacts. :func:`connect` makes a SQLite store safe for several
+training processes at once. The ``log_*`` functions log into the active run
+(``mlflow.start_run(experiment_id=...)``). Each trained estimator is registered under
+:data:`REGISTERED_NAMES` with the alias ``challenger``; :func:`promote` moves ``champion`` to
+it when it is at least as good as the champion on the challenger's evaluation set, and
+:func:`rollback` moves ``champion`` back. Nothing happens on import.
+
+Examples
+--------
+>>> import mlflow
+>>> client = connect("sqlite:///mlflow.db")  # doctest: +SKIP
+>>> with mlflow.start_run(experiment_id=experiment_id(client, "lifecycle")):  # doctest: +SKIP
+...     log_params({"churn": {"num_leaves": 31}})
+...     log_metrics({"churn": {"roc_auc": 0.81}})
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager, suppress
+from dataclasses import asdict, dataclass
+from importlib.metadata import version as package_version
+from numbers import Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
+
+    from models.lgbm import LifecycleEstimator
+
+REGISTERED_NAMES: dict[str, str] = {
+    "next_stage": "lifecycle-next-stage",
+    "churn": "lifecycle-churn",
+    "clv": "lifecycle-clv",
+}
+"""Registered model name of each task."""
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+"""Registered-model tag: JSON list of earlier champion versions, oldest first."""
+
+MAX_PARAM_LENGTH = 6000
+"""MLflow's limit on a parameter value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``)."""
+
+INPUT_EXAMPLE_ROWS = 5
+REQUIREMENTS = (
+    "mlflow",
+    "lightgbm",
+    "scikit-learn",
+    "scipy",  # the isotonic calibrator pickles a scipy interpolator
+    "pandas",
+    "numpy",
+    "joblib",
+    "cloudpickle",  # the pyfunc wrapper is pickled with it
+)
+"""Packages a logged model pins to the versions installed at training time."""
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric that decides a promotion, and how much worse a challenger may be."""
+
+    name: str
+    higher_is_better: bool
+    tolerance: float
+    relative: bool
+
+
+PRIMARY_METRICS: dict[str, PrimaryMetric] = {
+    "next_stage": PrimaryMetric("roc_auc", higher_is_better=True, tolerance=0.005, relative=False),
+    "churn": PrimaryMetric("roc_auc", higher_is_better=True, tolerance=0.005, relative=False),
+    "clv": PrimaryMetric("mae", higher_is_better=False, tolerance=0.02, relative=True),
+}
+
+PromotionStatus = Literal["promoted", "refused", "forced", "first champion", "no challenger"]
+
+
+class RegistryError(RuntimeError):
+    """A registry move cannot be done (no such model, no history, no evaluation set)."""
+
+
+# --- where runs go -------------------------------------------------------------------------
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """Return the tracking URI: ``uri``, else ``$MLFLOW_TRACKING_URI``, else local SQLite.
+
+    Parameters
+    ----------
+    uri
+        Explicit tracking URI (a server ``http://...``, a database URL, ...).
+
+    Returns
+    -------
+    str
+        The URI; the default is ``sqlite:///<absolute cwd>/mlflow.db``.
+
+    Examples
+    --------
+    >>> resolve_tracking_uri("http://mlflow:5000")
+    'http://mlflow:5000'
+    """
+    if uri:
+        return uri
+    from_env = os.environ.get("MLFLOW_TRACKING_URI")
+    if from_env:
+        return from_env
+    return f"sqlite:///{Path.cwd().absolute() / 'mlflow.db'}"
+
+
+def sqlite_database(uri: str) -> Path | None:
+    """Return the database file of a ``sqlite:///`` URI (absolute), or None for other URIs.
+
+    Examples
+    --------
+    >>> sqlite_database("sqlite:////srv/mlflow.db")
+    PosixPath('/srv/mlflow.db')
+    >>> sqlite_database("http://mlflow:5000") is None
+    True
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path).absolute()
+
+
+def artifact_root_for(uri: str) -> str | None:
+    """Return where experiments of a tracking URI keep artifacts, or None to let MLflow decide.
+
+    For a local SQLite file it is ``mlartifacts`` beside the database (for the default URI:
+    ``<cwd>/mlartifacts``) as a ``file://`` URI; a server or another database decides itself.
+
+    Examples
+    --------
+    >>> artifact_root_for("sqlite:////srv/mlflow.db")
+    'file:///srv/mlartifacts'
+    >>> artifact_root_for("http://mlflow:5000") is None
+    True
+    """
+    database = sqlite_database(uri)
+    if database is None:
+        return None
+    return (database.parent / "mlartifacts").as_uri()
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) while the block runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _use_wal(database: Path) -> None:
+    """Switch the database file to WAL journaling (persistent), so readers never block.
+
+    WAL only speeds things up; if another process holds the database too long for the
+    switch, the file keeps its journal mode.
+    """
+    with closing(sqlite3.connect(database, timeout=10)) as conn:
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            with suppress(sqlite3.OperationalError):
+                conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _has_schema(database: Path) -> bool:
+    """Whether the file has every MLflow table (the check MLflow runs before migrating)."""
+    import mlflow.store.db.utils  # noqa: F401 - registers every MLflow table on Base
+    from mlflow.store.db.base_sql_model import Base
+
+    with closing(sqlite3.connect(database, timeout=60)) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return set(Base.metadata.tables) <= {name for (name,) in rows}
+
+
+def connect(uri: str | None = None) -> MlflowClient:
+    """Point MLflow (tracking and registry) at a store and return a client for it.
+
+    For a SQLite store, the schema is created or migrated under an exclusive file lock
+    (``<database>.lock``), so that several training processes starting on a fresh database
+    do not run MLflow's migrations at the same time (they fail with "table ... already
+    exists" or "duplicate column"), and the file is switched to WAL journaling, so that
+    reads never wait for a writer. Writers then queue on SQLite's busy timeout, which
+    MLflow sets on every session.
+
+    Parameters
+    ----------
+    uri
+        Tracking URI; see :func:`resolve_tracking_uri` for the default.
+
+    Returns
+    -------
+    mlflow.MlflowClient
+        A client for the store; ``mlflow.start_run`` and ``mlflow.pyfunc.load_model`` use
+        the same store.
+    """
+    resolved = resolve_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    database = sqlite_database(resolved)
+    if database is not None:
+        with _exclusive_lock(database.with_name(database.name + ".lock")):
+            _use_wal(database)
+            if not _has_schema(database):
+                # MlflowClient opens the tracking store at once, which creates or migrates
+                # the schema when a table is missing.
+                return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    """Return the id of the experiment ``name``, creating it if needed (safe to race).
+
+    A new experiment keeps its artifacts under :func:`artifact_root_for` (in a folder named
+    after the experiment); a deleted one is restored.
+
+    Parameters
+    ----------
+    client
+        Client from :func:`connect`.
+    name
+        Experiment name.
+
+    Returns
+    -------
+    str
+        The experiment id.
+    """
+    existing = client.get_experiment_by_name(name)
+    if existing is None:
+        root = artifact_root_for(client.tracking_uri)
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "experiment"
+        location = f"{root}/{folder}" if root else None
+        try:
+            return str(client.create_experiment(name, artifact_location=location))
+        except MlflowException as exc:
+            # Another process created it between the look-up and the insert.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        existing = client.get_experiment_by_name(name)
+        if existing is None:
+            raise RuntimeError(f"experiment {name!r} exists but cannot be read")
+    if existing.lifecycle_stage == "deleted":
+        client.restore_experiment(existing.experiment_id)
+    return str(existing.experiment_id)
+
+
+# --- logging into the active run -------------------------------------------------------------
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings into one level with dotted keys."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return JSON-able plain data (paths, dates and numpy numbers become strings or numbers)."""
+    return json.loads(json.dumps(dict(values), default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    return str(value)
+
+
+def log_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Log parameters into the active run, nested mappings flattened with dotted keys.
+
+    Values are stringified and cut to MLflow's limit of 6,000 characters; MLflow sends
+    them in batches.
+
+    Parameters
+    ----------
+    params
+        Possibly nested parameters, e.g. ``{"churn": {"num_leaves": 31}}``.
+
+    Returns
+    -------
+    dict
+        What was logged, e.g. ``{"churn.num_leaves": "31"}``.
+    """
+    logged = {key: str(value)[:MAX_PARAM_LENGTH] for key, value in _flatten(params).items()}
+    if logged:
+        mlflow.log_params(logged)
+    return logged
+
+
+def log_metrics(metrics: Mapping[str, Any], *, step: int | None = None) -> dict[str, float]:
+    """Log metrics into the active run, nested mappings flattened with dotted keys.
+
+    None, NaN and infinite values are skipped (MLflow charts cannot show them); anything
+    else that is not a number is an error.
+
+    Parameters
+    ----------
+    metrics
+        Possibly nested metrics, e.g. ``{"churn": {"test": {"roc_auc": 0.81}}}``.
+    step
+        Optional step (e.g. the cutoff index).
+
+    Returns
+    -------
+    dict
+        What was logged, e.g. ``{"churn.test.roc_auc": 0.81}``.
+    """
+    logged: dict[str, float] = {}
+    for key, value in _flatten(metrics).items():
+        if value is None:
+            continue
+        if not isinstance(value, Real):
+            raise TypeError(f"metric {key!r} is not a number: {value!r}")
+        if math.isfinite(float(value)):
+            logged[key] = float(value)
+    if logged:
+        mlflow.log_metrics(logged, step=step)
+    return logged
+
+
+def log_config(config: Mapping[str, Any], name: str = "config.yaml") -> None:
+    """Log a configuration as a YAML (or JSON, by the name's suffix) artifact of the run.
+
+    Parameters
+    ----------
+    config
+        Plain mapping, e.g. a pydantic model's ``model_dump(mode="json")``.
+    name
+        Artifact file name.
+    """
+    mlflow.log_dict(_plain(config), name)
+
+
+def log_data_fingerprint(fingerprint: Mapping[str, Any]) -> None:
+    """Log what the model was trained on: as ``data.*`` params and ``data_fingerprint.json``.
+
+    Parameters
+    ----------
+    fingerprint
+        E.g. the events file's hash, row counts and cutoffs.
+    """
+    log_params({"data": fingerprint})
+    mlflow.log_dict(_plain(fingerprint), "data_fingerprint.json")
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    """Run git in ``folder`` and return its output, or None when it fails."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [git, "-C", str(folder), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def log_git_commit(repo_dir: str | Path | None = None) -> dict[str, str]:
+    """Tag the active run with ``git_commit`` and ``git_dirty`` of a checkout.
+
+    Both are ``unknown`` when the folder is not a git checkout or git is missing.
+    ``git_dirty`` is ``true`` when tracked files changed or untracked files exist.
+
+    Parameters
+    ----------
+    repo_dir
+        Folder inside the checkout (default: the current folder).
+
+    Returns
+    -------
+    dict
+        The two tags.
+    """
+    folder = Path(repo_dir) if repo_dir is not None else Path.cwd()
+    commit, dirty = "unknown", "unknown"
+    head = _git(folder, "rev-parse", "HEAD")
+    if head is not None:
+        commit = head.strip()
+        status = _git(folder, "status", "--porcelain")
+        if status is not None:
+            dirty = "true" if status.strip() else "false"
+    tags = {"git_commit": commit, "git_dirty": dirty}
+    mlflow.set_tags(tags)
+    return tags
+
+
+def _log_file(artifact_file: str, write: Callable[[Path], object]) -> None:
+    """Write one file with ``write`` into a temporary folder and log it as ``artifact_file``."""
+    target = Path(artifact_file)
+    folder = target.parent.as_posix()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / target.name
+        write(path)
+        mlflow.log_artifact(str(path), artifact_path=None if folder == "." else folder)
+
+
+def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
+    """Log a table (e.g. all Optuna trials of a task) as one artifact of the run.
+
+    ``.json`` goes through ``mlflow.log_table`` (shown in the UI's artifact view; dates and
+    durations become text), ``.csv`` and ``.parquet`` are written as they are.
+
+    Parameters
+    ----------
+    frame
+        The table.
+    artifact_file
+        Run-relative path, e.g. ``tuning/churn_trials.csv``.
+    """
+    suffix = Path(artifact_file).suffix.lower()
+    if suffix == ".json":
+        plain = frame.copy()
+        for column in plain.columns:
+            kind = plain[column].dtype.kind
+            if kind in "mMO" or not pd.api.types.is_numeric_dtype(plain[column]):
+                plain[column] = plain[column].astype(str)
+        mlflow.log_table(plain, artifact_file)
+    elif suffix == ".csv":
+        _log_file(artifact_file, lambda path: frame.to_csv(path, index=False))
+    elif suffix == ".parquet":
+        _log_file(artifact_file, frame.to_parquet)
+    else:
+        raise ValueError(f"log_table writes .csv, .parquet or .json, not {artifact_file!r}")
+
+
+def evaluation_artifact(task: str) -> str:
+    """Return the run-relative path of a task's evaluation set (``evaluation/<task>.parquet``)."""
+    return f"evaluation/{task}.parquet"
+
+
+def log_evaluation_set(task: str, frame: pd.DataFrame) -> None:
+    """Log the rows a task's model is judged on: features and ``label`` of the evaluation cutoff.
+
+    :func:`promote` scores challenger and champion on these rows.
+
+    Parameters
+    ----------
+    task
+        ``next_stage``, ``churn`` or ``clv``.
+    frame
+        Feature columns plus a ``label`` column.
+    """
+    if "label" not in frame.columns:
+        raise ValueError("the evaluation set needs a 'label' column")
+    _log_file(evaluation_artifact(task), frame.to_parquet)
+
+
+def log_files(folder: Path, artifact_path: str) -> None:
+    """Log every file under ``folder`` (e.g. report plots) under ``artifact_path`` of the run.
+
+    An empty ``artifact_path`` logs them at the top of the run's artifacts.
+    """
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"no folder {folder}")
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path or None)
+
+
+def pinned_requirements() -> list[str]:
+    """Return ``name==version`` of :data:`REQUIREMENTS` as installed now."""
+    return [f"{name}=={package_version(name)}" for name in REQUIREMENTS]
+
+
+def log_estimator(
+    estimator: LifecycleEstimator,
+    *,
+    task: str,
+    registered_name: str,
+    input_example: pd.DataFrame,
+    tags: Mapping[str, str] | None = None,
+) -> ModelVersion:
+    """Log a fitted estimator as a pyfunc model of the active run and register it as challenger.
+
+    Parameters
+    ----------
+    estimator
+        Fitted :class:`models.lgbm.LifecycleClassifier` or :class:`models.lgbm.ClvRegressor`.
+    task
+        ``next_stage``, ``churn`` or ``clv``; also the model's name within the run.
+    registered_name
+        Registered model name (see :data:`REGISTERED_NAMES`).
+    input_example
+        Feature rows as :func:`features.build.build_features` makes them (MLflow enforces
+        their dtypes when the model is called: an integer column rejects floats); the
+        signature is inferred from them and the estimator's predictions on them, and the
+        first few are stored as the example.
+    tags
+        Extra version tags (e.g. ``eval_cutoff``); ``task`` and ``run_id`` are always set.
+
+    Returns
+    -------
+    mlflow.entities.model_registry.ModelVersion
+        The new version, holding the alias ``challenger``.
+    """
+    from mlflow.models import infer_signature
+
+    from models.pyfunc import ARTIFACT, LifecyclePyfunc, save_estimator
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("log_estimator needs an active run: use mlflow.start_run()")
+    signature = infer_signature(input_example, estimator.predict_frame(input_example))
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pyfunc.log_model(
+            name=task,
+            python_model=LifecyclePyfunc(),
+            artifacts={ARTIFACT: str(save_estimator(estimator, tmp))},
+            signature=signature,
+            input_example=input_example.head(INPUT_EXAMPLE_ROWS),
+            pip_requirements=pinned_requirements(),
+            registered_model_name=registered_name,
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in {"task": task, "run_id": run.info.run_id, **(tags or {})}.items():
+        client.set_model_version_tag(registered_name, version, key, str(value))
+    client.set_registered_model_alias(registered_name, CHALLENGER, version)
+    return client.get_model_version(registered_name, version)
+
+
+# --- registry moves ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What :func:`promote` did with one registered model."""
+
+    name: str
+    challenger: str | None
+    champion: str | None
+    metric: str
+    challenger_value: float | None
+    champion_value: float | None
+    tolerance: float
+    status: PromotionStatus
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-able dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """What :func:`rollback` did with one registered model."""
+
+    name: str
+    from_version: str | None
+    to_version: str
+    history: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-able dict."""
+        return asdict(self)
+
+
+def _registered_models(client: MlflowClient, names: Sequence[str] | None) -> list[RegisteredModel]:
+    """Return the named registered models, or all lifecycle models that exist."""
+    wanted = list(names) if names else list(REGISTERED_NAMES.values())
+    found = []
+    for name in wanted:
+        try:
+            found.append(client.get_registered_model(name))
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            if names:
+                raise RegistryError(f"no registered model named {name!r}") from exc
+    if not found:
+        raise RegistryError(
+            f"none of {', '.join(wanted)} is registered at {client.tracking_uri}: train first"
+        )
+    return found
+
+
+def _history(model: RegisteredModel) -> list[str]:
+    """Return the earlier champion versions recorded on a registered model."""
+    raw = model.tags.get(HISTORY_TAG)
+    if not raw:
+        return []
+    try:
+        history = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(f"{model.name}: tag {HISTORY_TAG} is not JSON: {raw!r}") from exc
+    if not isinstance(history, list):
+        raise RegistryError(f"{model.name}: tag {HISTORY_TAG} is not a list: {raw!r}")
+    return [str(v) for v in history]
+
+
+def _task_of(client: MlflowClient, name: str, version: str) -> str:
+    """Return the task of a version: its ``task`` tag, else the one of its registered name."""
+    task = client.get_model_version(name, version).tags.get("task")
+    if task is None:
+        task = next((t for t, n in REGISTERED_NAMES.items() if n == name), None)
+    if task not in PRIMARY_METRICS:
+        raise RegistryError(f"{name} v{version}: unknown task {task!r} (tag 'task')")
+    return task
+
+
+def _evaluation_set(client: MlflowClient, name: str, version: str, task: str) -> pd.DataFrame:
+    """Download the evaluation set logged with the run of a version."""
+    run_id = client.get_model_version(name, version).run_id
+    artifact = evaluation_artifact(task)
+    if not run_id:
+        raise RegistryError(f"{name} v{version} has no run, so no evaluation set")
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, artifact, dst_path=tmp)
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"{name} v{version}: run {run_id} has no evaluation set {artifact}"
+            ) from exc
+        return pd.read_parquet(path)
+
+
+def _score(task: str, labels: pd.Series, predictions: pd.Series) -> float:
+    """Return the task's primary metric (NaN when it is undefined on these rows)."""
+    from sklearn.metrics import mean_absolute_error, roc_auc_score
+
+    y = labels.to_numpy(dtype=float)
+    p = predictions.to_numpy(dtype=float)
+    if PRIMARY_METRICS[task].name == "roc_auc":
+        if len(set(y.tolist())) < 2:
+            return math.nan
+        return float(roc_auc_score(y, p))
+    return float(mean_absolute_error(y, p)) if len(y) else math.nan
+
+
+def _compare(
+    client: MlflowClient, name: str, task: str, challenger: str, champion: str | None
+) -> tuple[float, float | None]:
+    """Score challenger (and champion) on the challenger's evaluation set, on shared rows."""
+    from models.lgbm import OUTPUTS
+
+    frame = _evaluation_set(client, name, challenger, task)
+    features, labels = frame.drop(columns="label"), frame["label"]
+    column = OUTPUTS[task][0]  # type: ignore[index]
+    predictions = {}
+    for version in [challenger] if champion is None else [challenger, champion]:
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        try:
+            out = model.predict(features)
+        except (MlflowException, ValueError, KeyError) as exc:
+            raise RegistryError(
+                f"{name} v{version} cannot score the evaluation set of v{challenger}: {exc}"
+            ) from exc
+        predictions[version] = pd.Series(out[column].to_numpy(dtype=float), index=frame.index)
+    rows = labels.notna()
+    for values in predictions.values():
+        rows &= values.notna()
+    challenger_value = _score(task, labels[rows], predictions[challenger][rows])
+    champion_value = (
+        None if champion is None else _score(task, labels[rows], predictions[champion][rows])
+    )
+    return challenger_value, champion_value
+
+
+def _decide(
+    metric: PrimaryMetric, tolerance: float, challenger: float, champion: float
+) -> tuple[bool, str]:
+    """Return whether the challenger may replace the champion, and why."""
+    name = metric.name
+    if not (math.isfinite(challenger) and math.isfinite(champion)):
+        return False, f"{name} is undefined on the evaluation set"
+    if metric.higher_is_better:
+        bar = champion - tolerance
+        ok = challenger >= bar
+        word = "at least" if ok else "below"
+    else:
+        bar = champion * (1 + tolerance)
+        ok = challenger <= bar
+        word = "at most" if ok else "above"
+    return ok, f"{name} {challenger:.4f} {word} {bar:.4f} (champion {champion:.4f})"
+
+
+def _plan_promotion(
+    client: MlflowClient, model: RegisteredModel, tolerance: float | None, force: bool
+) -> Promotion:
+    """Compare one model's challenger with its champion and decide, moving nothing."""
+    name = model.name
+    challenger = _alias(model, CHALLENGER)
+    champion = _alias(model, CHAMPION)
+    if challenger is None:
+        return Promotion(
+            name, None, champion, "", None, None, 0.0, "no challenger", "no version is challenger"
+        )
+    task = _task_of(client, name, challenger)
+    metric = PRIMARY_METRICS[task]
+    tol = metric.tolerance if tolerance is None else tolerance
+    try:
+        value, champion_value = _compare(client, name, task, challenger, champion)
+    except RegistryError:
+        if champion is not None and not force:
+            raise
+        value, champion_value = None, None
+    status: PromotionStatus
+    if champion is None:
+        status, reason = "first champion", "no champion yet"
+    elif force:
+        status, reason = "forced", "--force: promoted whatever the comparison"
+    elif value is None or champion_value is None:
+        status, reason = "refused", f"{metric.name} could not be computed"
+    else:
+        ok, reason = _decide(metric, tol, value, champion_value)
+        status = "promoted" if ok else "refused"
+    return Promotion(
+        name,
+        challenger,
+        champion,
+        metric.name,
+        _finite(value),
+        _finite(champion_value),
+        tol,
+        status,
+        reason,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    """Return ``value``, or None when it is missing or not finite (JSON has no NaN)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _alias(model: RegisteredModel, alias: str) -> str | None:
+    """Return the version holding ``alias``, as a string, or None."""
+    version = model.aliases.get(alias)
+    return None if version is None else str(version)
+
+
+def promote(
+    client: MlflowClient,
+    names: Sequence[str] | None = None,
+    *,
+    tolerance: float | None = None,
+    force: bool = False,
+) -> list[Promotion]:
+    """Move the alias ``champion`` to each model's ``challenger`` when it is good enough.
+
+    Challenger and champion are scored on the challenger run's evaluation set
+    (:func:`log_evaluation_set`), on the rows both predict for: ROC AUC for ``next_stage``
+    and ``churn`` (refused when below the champion's by more than ``tolerance``, default
+    0.005), MAE for ``clv`` (refused when above the champion's by more than ``tolerance``
+    relative, default 0.02). Without a champion the challenger is promoted. Promoting
+    appends the previous champion to the tag ``champion_history`` and removes the alias
+    ``challenger``. Every comparison is made before anything moves.
+
+    Parameters
+    ----------
+    client
+        Client from :func:`connect` (models are loaded from MLflow's registry URI).
+    names
+        Registered model names; default: those of :data:`REGISTERED_NAMES` that exist.
+    tolerance
+        Overrides every model's default tolerance.
+    force
+        Promote every challenger whatever its score (status ``forced``).
+
+    Returns
+    -------
+    list of Promotion
+        One per model, in the order of ``names``.
+    """
+    plans = [
+        _plan_promotion(client, model, tolerance, force)
+        for model in _registered_models(client, names)
+    ]
+    for plan in plans:
+        if plan.status in ("promoted", "forced", "first champion") and plan.challenger:
+            _move_champion(client, plan.name, plan.challenger, plan.champion)
+    return plans
+
+
+def _move_champion(client: MlflowClient, name: str, challenger: str, champion: str | None) -> None:
+    """Record the old champion in the history, then point ``champion`` at the challenger."""
+    if champion is not None and champion != challenger:
+        history = _history(client.get_registered_model(name))
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, champion]))
+    client.set_registered_model_alias(name, CHAMPION, challenger)
+    client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def rollback(client: MlflowClient, names: Sequence[str] | None = None) -> list[Rollback]:
+    """Move the alias ``champion`` back to the previous champion of each model.
+
+    Parameters
+    ----------
+    client
+        Client from :func:`connect`.
+    names
+        Registered model names; default: every lifecycle model with a champion history.
+
+    Returns
+    -------
+    list of Rollback
+        One per model rolled back.
+
+    Raises
+    ------
+    RegistryError
+        A named model (or, by default, every model) has no earlier champion, or the earlier
+        version was deleted. Nothing moves then.
+    """
+    plans: list[Rollback] = []
+    for model in _registered_models(client, names):
+        history = _history(model)
+        if not history:
+            if names:
+                raise RegistryError(f"{model.name} has no earlier champion to roll back to")
+            continue
+        previous = history[-1]
+        try:
+            client.get_model_version(model.name, previous)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"{model.name}: the earlier champion v{previous} no longer exists"
+            ) from exc
+        plans.append(Rollback(model.name, _alias(model, CHAMPION), previous, history[:-1]))
+    if not plans:
+        raise RegistryError("no model has an earlier champion to roll back to")
+    for plan in plans:
+        client.set_registered_model_alias(plan.name, CHAMPION, plan.to_version)
+        client.set_registered_model_tag(plan.name, HISTORY_TAG, json.dumps(plan.history))
+    return plans
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Render rows as left-aligned, space-separated columns under a header."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def format_promotions(promotions: Sequence[Promotion]) -> str:
+    """Return a plain-text table of :func:`promote`'s results, one row per model."""
+    header = [
+        "model",
+        "challenger",
+        "champion",
+        "metric",
+        "challenger score",
+        "champion score",
+        "tolerance",
+        "status",
+        "reason",
+    ]
+    rows = []
+    for p in promotions:
+        relative = any(m.relative for m in PRIMARY_METRICS.values() if m.name == p.metric)
+        tolerance = "-" if not p.metric else f"{p.tolerance:g}" + (" rel" if relative else "")
+        rows.append(
+            [
+                p.name,
+                f"v{p.challenger}" if p.challenger else "-",
+                f"v{p.champion}" if p.champion else "-",
+                p.metric or "-",
+                _number(p.challenger_value),
+                _number(p.champion_value),
+                tolerance,
+                p.status,
+                p.reason,
+            ]
+        )
+    return _text_table(header, rows)
+
+
+def format_rollbacks(rollbacks: Sequence[Rollback]) -> str:
+    """Return a plain-text table of :func:`rollback`'s results, one row per model."""
+    header = ["model", "champion was", "champion now", "earlier champions left"]
+    rows = [
+        [
+            r.name,
+            f"v{r.from_version}" if r.from_version else "-",
+            f"v{r.to_version}",
+            ", ".join(f"v{v}" for v in r.history) or "-",
+        ]
+        for r in rollbacks
+    ]
+    return _text_table(header, rows)

@@ -1,0 +1,273 @@
+"""One training run end to end: train and evaluate, write plots and reports, log to MLflow.
+
+The wiring of :mod:`training.pipeline` (pure work), :mod:`training.report` (files) and
+:mod:`training.tracking` (MLflow), used by ``lifecycle train`` and by notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.lgbm import ClvRegressor, LifecycleClassifier, Task
+from training import report, tracking
+from training.config import TrainingConfig
+from training.pipeline import Progress, TaskResult, TrainingResult, run_training
+
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+
+
+def write_plots(result: TaskResult, folder: Path) -> dict[str, Path]:
+    """Write one task's plots as PNG files into ``folder``; return name -> path."""
+    task, frame = result.task, result.evaluation
+    y = frame["label"].to_numpy(dtype=float)
+    scores = {
+        name.removeprefix("score_"): frame[name].to_numpy(dtype=float)
+        for name in frame.columns
+        if name.startswith("score_") and not name.startswith("score_model_")
+    }
+    scores.pop("model_uncalibrated", None)
+    images: dict[str, Path] = {}
+    title = task.replace("_", " ")
+    if isinstance(result.estimator, LifecycleClassifier):
+        images["calibration"] = report.plot_calibration(
+            y,
+            {
+                "uncalibrated": frame["score_model_uncalibrated"].to_numpy(dtype=float),
+                "calibrated": scores["model"],
+            },
+            folder / f"{task}_calibration.png",
+            title=f"{title}: calibration on the evaluation cutoff",
+        )
+    else:
+        images["deciles"] = report.plot_clv_deciles(
+            y, scores["model"], folder / f"{task}_deciles.png", title=f"{title}: deciles"
+        )
+    finite = {k: v for k, v in scores.items() if np.isfinite(v).all()}
+    images["gain"] = report.plot_cumulative_gain(
+        np.maximum(y, 0.0), finite, folder / f"{task}_gain.png", title=f"{title}: cumulative gain"
+    )
+    images["shap"] = report.plot_shap_summary(
+        result.contributions,
+        result.shap_rows[result.estimator.feature_names],
+        folder / f"{task}_shap.png",
+        title=f"{title}: SHAP summary",
+    )
+    images["importance"] = report.plot_importance(
+        result.estimator.importance(), folder / f"{task}_importance.png", title=f"{title}: gain"
+    )
+    return images
+
+
+def _metric_items(summary: dict[str, Any]) -> dict[str, Any]:
+    """Metrics to log: every row's overall numbers, the model's per stage, calibration."""
+    out: dict[str, Any] = {}
+    for task, block in summary["tasks"].items():
+        for row, values in block["metrics"].items():
+            out[f"{task}.{row}"] = values["overall"]
+        for stage, values in block["metrics"]["model"].get("by_stage", {}).items():
+            out[f"{task}.model.stage.{stage}"] = values
+        if "calibration" in block:
+            out[f"{task}.calibration"] = {
+                k: v for k, v in block["calibration"].items() if k != "method"
+            }
+        for row, values in block.get("customer_split", {}).items():
+            if row != "cutoffs":
+                out[f"{task}.customer_split.{row}"] = values["overall"]
+    return out
+
+
+def _params(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "protocol": config.protocol,
+        "seed": config.seed,
+        "threads": config.threads,
+        "tasks": ",".join(config.tasks),
+        "horizons": config.horizons.model_dump(),
+        "tuning": config.tuning.model_dump(exclude={"storage"}),
+        "calibration": config.calibration,
+        "max_train_cutoffs": config.max_train_cutoffs,
+    }
+    for task, res in result.tasks.items():
+        params[f"{task}.params"] = res.tuning.best_params
+        params[f"{task}.eval_cutoff"] = res.split.eval.isoformat()
+        params[f"{task}.valid_cutoff"] = res.split.valid.isoformat()
+    return params
+
+
+def evaluation_set(result: TaskResult) -> pd.DataFrame:
+    """Rows promote re-scores a challenger and a champion on: keys, features and the label."""
+    cols = [c for c in result.evaluation.columns if not c.startswith("score_") and c != "label"]
+    frame = result.evaluation[[*cols, "label"]].reset_index(drop=True)
+    # the registered signature takes float64 features; MLflow refuses int64 for a double column
+    names = result.estimator.feature_names
+    frame[names] = frame[names].astype("float64")
+    return frame
+
+
+def train_and_log(
+    events: Any,
+    *,
+    config: TrainingConfig | None = None,
+    truth: pd.DataFrame | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "lifecycle",
+    report_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and register every model; return the run's summary.
+
+    Parameters
+    ----------
+    events
+        Canonical events (Parquet path or frame).
+    config
+        Training config (defaults suit the simulator).
+    truth
+        The simulator's truth table, for the oracle.
+    tracking_uri
+        MLflow tracking URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` here.
+    experiment
+        MLflow experiment name.
+    report_dir
+        Where to also keep a copy of the HTML report, plots and model cards
+        (``<report_dir>/<run_id>/``); None keeps them only in MLflow.
+    progress
+        Called with a message at each step.
+
+    Returns
+    -------
+    dict
+        The summary (``run``, ``data``, ``tasks`` with metrics and registered versions).
+    """
+    import mlflow
+
+    config = config or TrainingConfig()
+    say = progress or (lambda _message: None)
+    result = run_training(events, config=config, truth=truth, progress=say)
+    client = tracking.connect(tracking_uri)
+    exp_id = tracking.experiment_id(client, experiment)
+    say("logging to MLflow")
+    with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        git = tracking.log_git_commit(Path(__file__).resolve().parents[1])
+        dirty = " (uncommitted changes)" if git["git_dirty"] == "true" else ""
+        run_info = {
+            "run_id": run.info.run_id,
+            "experiment": experiment,
+            "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
+            "git_commit": git["git_commit"][:12] + dirty,
+        }
+        tracking.log_config(config.model_dump(mode="json"))
+        tracking.log_data_fingerprint(result.data)
+        tracking.log_params(_params(config, result))
+        images: dict[str, Path] = {}
+        for task, res in result.tasks.items():
+            for name, path in write_plots(res, folder / "plots").items():
+                images[f"{task}_{name}"] = path
+            if len(res.tuning.trials):
+                tracking.log_table(res.tuning.trials, f"tuning/{task}_trials.json")
+            tracking.log_evaluation_set(task, evaluation_set(res))
+        summary = result.summary(run_info)
+        tracking.log_metrics(_metric_items(summary))
+        for task, res in result.tasks.items():
+            version = tracking.log_estimator(
+                res.estimator,
+                task=task,
+                registered_name=tracking.REGISTERED_NAMES[task],
+                input_example=res.evaluation.head(5)[res.estimator.feature_names].astype("float64"),
+                tags={
+                    "eval_cutoff": res.split.eval.isoformat(),
+                    "horizon_days": str(res.split.horizon_days),
+                    "protocol": res.split.protocol,
+                },
+            )
+            summary["tasks"][task]["registered"] = {
+                "name": version.name,
+                "version": str(version.version),
+            }
+            card = report.render_model_card(summary, task)
+            (folder / "model_cards").mkdir(exist_ok=True)
+            (folder / "model_cards" / f"{task}.md").write_text(card, encoding="utf-8")
+            client.update_model_version(version.name, version.version, description=card)
+        report.render_html_report(summary, images, folder / REPORT_FILE)
+        (folder / SUMMARY_FILE).write_text(
+            json.dumps(summary, indent=2, default=_json_default), encoding="utf-8"
+        )
+        tracking.log_files(folder, "")
+        if report_dir is not None:
+            import shutil
+
+            target = Path(report_dir) / run.info.run_id
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+            summary["report"] = str(target / REPORT_FILE)
+    summary["seconds"] = round(result.seconds, 1)
+    return summary
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Read a training run's summary back from MLflow (``lifecycle evaluate``)."""
+    import mlflow
+
+    tracking.connect(tracking_uri)
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SUMMARY_FILE)
+    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def score_customers(
+    events: Any,
+    *,
+    cutoff: pd.Timestamp,
+    config: TrainingConfig | None = None,
+    tracking_uri: str | None = None,
+    alias: str = "champion",
+    tasks: tuple[Task, ...] | None = None,
+) -> pd.DataFrame:
+    """Score every customer at a cutoff with the registered models holding ``alias``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per customer: keys, stage, status, RFM scores and segment, every prediction,
+        and ``model_versions`` (JSON: registered name -> version) naming what made them.
+    """
+    import mlflow.pyfunc
+
+    from features.build import build_features
+
+    config = config or TrainingConfig()
+    client = tracking.connect(tracking_uri)
+    features = build_features(events, cutoffs=[cutoff], config=config.lifecycle)
+    keep = ["customer_id", "cutoff", "stage", "status", "rfm_r", "rfm_f", "rfm_m", "rfm_segment"]
+    out = features[keep].copy()
+    versions: dict[str, str] = {}
+    for task in tasks or config.tasks:
+        name = tracking.REGISTERED_NAMES[task]
+        try:
+            version = client.get_model_version_by_alias(name, alias)
+        except mlflow.exceptions.MlflowException as exc:
+            raise LookupError(f"no version of {name} holds the alias {alias!r}") from exc
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+        estimator = model.unwrap_python_model().estimator
+        if not isinstance(estimator, LifecycleClassifier | ClvRegressor):
+            raise TypeError(f"{name} version {version.version} is not a lifecycle model")
+        predictions = estimator.predict_frame(features)
+        for column in predictions.columns:
+            out[column] = predictions[column].to_numpy()
+        versions[name] = str(version.version)
+    out["model_versions"] = json.dumps(versions, sort_keys=True)
+    return out
