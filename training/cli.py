@@ -585,6 +585,15 @@ def _load_training_config(path: Path | None, **overrides: Any) -> Any:
     return cfg
 
 
+def _quiet_mlflow() -> None:
+    """Keep MLflow's INFO lines and artifact progress bars out of the command's output."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
 def _find_truth(events: str, truth: Path | None) -> pd.DataFrame | None:
     """Return the simulator's truth table: the given file, or truth.parquet beside the events."""
     import pandas as pd
@@ -674,6 +683,8 @@ def train(
     from training.splits import SplitError
     from training.train import train_and_log
 
+    _quiet_mlflow()
+
     cfg = _load_training_config(
         config,
         **{
@@ -736,6 +747,8 @@ def evaluate(
 
     from training.train import load_run_summary
 
+    _quiet_mlflow()
+
     try:
         summary = load_run_summary(run, tracking_uri)
     except (mlflow.exceptions.MlflowException, OSError) as exc:
@@ -769,6 +782,8 @@ def score(
 
     from features.build import parse_cutoff
     from training.train import score_customers
+
+    _quiet_mlflow()
 
     cfg = _load_training_config(config)
     data, counts = _open_events(events, mapping, table, cfg.lifecycle)
