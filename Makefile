@@ -41,12 +41,12 @@ test: lint ## Install, lint and run the whole test suite
 demo: $(STAMP) ## Simulate 20,000 customers over 4 years, build features, train (3 trials), promote, score
 	$(BIN)/lifecycle simulate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO)/sim
 	$(BIN)/lifecycle validate --events $(DEMO)/sim/events.parquet --out $(DEMO)/validated
-	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01 --out $(DEMO)/features.parquet
-	$(BIN)/lifecycle stages --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01
-	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01
+	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/features.parquet
+	$(BIN)/lifecycle stages --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
+	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
 	$(BIN)/lifecycle train --events $(DEMO)/validated/events.parquet --truth $(DEMO)/sim/truth.parquet --trials $(DEMO_TRIALS) --report-dir $(DEMO)/reports
 	$(BIN)/lifecycle promote
-	$(BIN)/lifecycle score --events $(DEMO)/validated/events.parquet --cutoff 2028-01-01 --out $(DEMO)/scores.parquet
+	$(BIN)/lifecycle score --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/scores.parquet
 	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1  (then open http://127.0.0.1:5000)"
 
 bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events

@@ -60,7 +60,7 @@ def bench_sim(customers: int, trials: int, seed: int = 11) -> dict:
     folder = CACHE / f"sim-{customers}-{seed}-1460"
     if not (folder / "truth.parquet").exists():
         log(f"simulating {customers:,} customers")
-        simulate(customers, seed=seed, out_dir=folder, days=1460)
+        simulate(customers, seed=seed, start="2024-01-01", out_dir=folder, days=1460)
     truth = pd.read_parquet(folder / "truth.parquet")
     config = TrainingConfig(tuning=TuningSettings(trials=trials), seed=seed)
     began = time.perf_counter()

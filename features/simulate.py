@@ -1119,7 +1119,7 @@ def simulate(
     n_customers: int,
     *,
     seed: int,
-    start: str | date = "2024-01-01",
+    start: str | date = "2022-01-01",
     days: int = 1460,
     out_dir: str | Path,
     chunk_size: int = 50_000,

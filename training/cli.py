@@ -29,9 +29,10 @@ app = typer.Typer(
     name="lifecycle",
     help=(
         "Customer lifecycle intelligence: turn a customer event log into stages, features, "
-        "RFM segments and (in later releases) predictions.\n\n"
-        "Typical first run: `lifecycle simulate --customers 20000 --out data/sim`, then "
-        "`lifecycle stages --events data/sim/events.parquet`."
+        "RFM segments and predictions (next stage, churn risk, CLV with an interval).\n\n"
+        "Typical first run: `lifecycle simulate --customers 20000 --out data/sim`, "
+        "`lifecycle train --events data/sim/events.parquet --trials 5`, `lifecycle promote`, "
+        "then `lifecycle score --events data/sim/events.parquet --out scores.parquet`."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -252,7 +253,7 @@ def simulate(
         int, typer.Option(help="Random seed: the same seed gives identical files.")
     ] = 42,
     start: Annotated[str, typer.Option(help="First day of the simulated period (YYYY-MM-DD).")] = (
-        "2024-01-01"
+        "2022-01-01"
     ),
     days: Annotated[
         int,
@@ -586,12 +587,9 @@ def _load_training_config(path: Path | None, **overrides: Any) -> Any:
 
 
 def _quiet_mlflow() -> None:
-    """Keep MLflow's INFO lines and artifact progress bars out of the command's output."""
-    import logging
-    import os
+    from training.tracking import quiet_mlflow
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    quiet_mlflow()
 
 
 def _find_truth(events: str, truth: Path | None) -> pd.DataFrame | None:

@@ -57,8 +57,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _client(tracking_uri: str | None) -> MlflowClient:
     """Connect to the store; a local SQLite file must exist already (no empty one is made)."""
-    from training.tracking import connect, resolve_tracking_uri, sqlite_database
+    from training.tracking import connect, quiet_mlflow, resolve_tracking_uri, sqlite_database
 
+    quiet_mlflow()
     uri = resolve_tracking_uri(tracking_uri)
     database = sqlite_database(uri)
     if database is not None and not database.is_file():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import math
 import os
 import re
@@ -100,6 +101,15 @@ class RegistryError(RuntimeError):
 
 
 # --- where runs go -------------------------------------------------------------------------
+
+
+def quiet_mlflow() -> None:
+    """Keep MLflow's INFO and WARNING lines and artifact progress bars out of a command's output.
+
+    For the CLI only (it changes a logger level and an environment default of this process).
+    """
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:

@@ -134,7 +134,7 @@ def calibration_gaps(
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     out = tmp_path_factory.mktemp("sim")
-    simulate(12_000, seed=7, days=DAYS, out_dir=out, chunk_size=4_000)
+    simulate(12_000, seed=7, start="2024-01-01", days=DAYS, out_dir=out, chunk_size=4_000)
     return read(out)
 
 
