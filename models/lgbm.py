@@ -40,11 +40,23 @@ LOYALTY_CODE = 4
 """``stage_code`` of loyalty, the last stage: there is no next stage to move to."""
 
 CHURN_MONOTONE: dict[str, int] = {
+    # recency: longer ago -> never lower risk
     "days_since_last_purchase": 1,
     "days_since_last_event": 1,
+    "purchase_gap_ratio": 1,
     "rfm_r": -1,
+    # recent activity: more of it -> never higher risk (moving a purchase closer to the
+    # cutoff raises these windowed counts and trends while lowering the recency above)
+    **{f"n_events_{w}d": -1 for w in (7, 30, 90)},
+    **{f"n_purchases_{w}d": -1 for w in (7, 30, 90)},
+    **{f"revenue_{w}d": -1 for w in (7, 30, 90)},
+    "purchase_trend_30d": -1,
+    "revenue_trend_30d": -1,
+    "activity_trend_30d": -1,
 }
-"""Monotone constraints of the churn model: more recent activity never raises churn risk."""
+"""Monotone constraints of the churn model: more recent activity never raises churn risk.
+
+Names missing from a model's features are ignored (the windows are configurable)."""
 
 PROBABILITY_FLOOR = 1e-6
 
@@ -460,7 +472,13 @@ Calibrator: TypeAlias = IsotonicRegression | LogisticRegression | None
 
 
 def _fit_calibrator(method: str, margin: FloatArray, y: FloatArray) -> Calibrator:
-    """Fit isotonic regression on probabilities, or Platt scaling on the margin."""
+    """Fit isotonic regression on probabilities, or Platt scaling on the margin.
+
+    With a single class there is nothing to calibrate against: the booster's own
+    probabilities are kept.
+    """
+    if len(np.unique(y)) < 2:
+        return None
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
         return iso.fit(_sigmoid(margin), y)

@@ -600,8 +600,6 @@ def _find_truth(events: str, truth: Path | None) -> pd.DataFrame | None:
         path = Path(events)
         folder = path if path.is_dir() else path.parent
         candidate = folder / "truth.parquet"
-        if not candidate.exists() and folder.parent != folder:
-            candidate = folder.parent / "truth.parquet"
         if not candidate.exists():
             return None
         truth = candidate
@@ -708,6 +706,8 @@ def train(
             )
         except (SplitError, IncompleteLabelWindow) as exc:
             raise _fail(str(exc), code=2) from exc
+        except RuntimeError as exc:  # e.g. no Optuna trial finished within the time budget
+            raise _fail(str(exc), code=1) from exc
     seconds = time.perf_counter() - began
     if not as_json:
         _print_task_metrics(summary)
@@ -773,6 +773,9 @@ def score(
 ) -> None:
     """Score every customer at a cutoff with the champion models (batch scoring).
 
+    Features are built with the lifecycle config each model was trained with (its run's
+    config.yaml) unless --config is given; tasks without a champion are left out.
+
     Writes one row per customer: stage, status, RFM scores and segment, next-stage
     probability, churn risk, CLV with P10-P90, and the model versions that made them.
     """
@@ -783,8 +786,10 @@ def score(
 
     _quiet_mlflow()
 
-    cfg = _load_training_config(config)
-    data, counts = _open_events(events, mapping, table, cfg.lifecycle)
+    from features.config import LifecycleConfig
+
+    cfg = _load_training_config(config) if config else None
+    data, counts = _open_events(events, mapping, table, cfg.lifecycle if cfg else LifecycleConfig())
     try:
         cut = parse_cutoff(cutoff) if cutoff else _default_cutoff(data)
     except ValueError as exc:

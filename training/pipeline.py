@@ -229,11 +229,18 @@ def _purchase_log(events: Any, config: TrainingConfig) -> pd.DataFrame:
 
 
 def _oracle(
-    truth: pd.DataFrame | None, task: Task, horizon: int, rows: pd.DataFrame, cutoff: pd.Timestamp
+    truth: pd.DataFrame | None,
+    task: Task,
+    horizon: int,
+    rows: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    config: TrainingConfig,
 ) -> FloatArray | None:
     column = ORACLE_COLUMNS.get((task, horizon))
     if truth is None or column is None:
         return None
+    if task == "churn" and set(config.qualifying_events()) != {"purchase"}:
+        return None  # the truth's churn is "no purchase"; another label has no oracle here
     at = truth.loc[pd.to_datetime(truth["as_of"], utc=True) == cutoff, ["customer_id", column]]
     if at.empty:
         return None
@@ -353,6 +360,7 @@ def _run_task(
             raise SplitError(f"{task}: only {int(mask.sum())} {name} rows; more data is needed")
     train, valid, evaluation = features[train_mask], features[valid_mask], features[eval_mask]
     y_train, y_valid, y_eval = labels[train_mask], labels[valid_mask], labels[eval_mask]
+    _check_labels(task, primary, y_train, y_valid)
 
     progress(f"{task}: tuning on {len(train):,} rows, validating on {len(valid):,}")
     probe = _fit_params(task, config, feature_names)
@@ -380,7 +388,7 @@ def _run_task(
         if "last_period" in config.baselines
         else None,
         "bgnbd": _bgnbd_scores(events, config, task, evaluation, primary.eval),
-        "oracle": _oracle(truth, task, horizon, evaluation, primary.eval),
+        "oracle": _oracle(truth, task, horizon, evaluation, primary.eval, config),
     }
     scores.update({k: v for k, v in baselines.items() if v is not None})
     metrics = _evaluate(task, evaluation, y_eval, scores, interval)
@@ -438,6 +446,20 @@ def _run_task(
         estimator.contributions(sample),
         (train, y_train, valid, y_valid),
     )
+
+
+def _check_labels(task: Task, split: Split, y_train: FloatArray, y_valid: FloatArray) -> None:
+    """Refuse, with a clear message, labels that no model can learn or be calibrated on."""
+    where = f"{task} ({split.protocol} protocol, validation cutoff {split.valid.date()})"
+    if task == "clv":
+        if np.maximum(y_train, 0.0).sum() <= 0 or np.maximum(y_valid, 0.0).sum() <= 0:
+            raise SplitError(f"{where}: no revenue in the label windows; nothing to learn")
+        return
+    for name, y in (("training", y_train), ("validation", y_valid)):
+        if len(np.unique(y)) < 2:
+            raise SplitError(
+                f"{where}: every {name} label is {int(y[0])}; a classifier needs both outcomes"
+            )
 
 
 def _fit_params(task: Task, config: TrainingConfig, feature_names: list[str]) -> dict[str, Any]:

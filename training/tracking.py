@@ -749,6 +749,8 @@ def _plan_promotion(
         status, reason = "forced", "--force: promoted whatever the comparison"
     elif value is None or champion_value is None:
         status, reason = "refused", f"{metric.name} could not be computed"
+    elif mismatch := _incomparable(client, name, challenger, champion):
+        status, reason = "refused", f"not comparable: {mismatch} differ (--force overrides)"
     else:
         ok, reason = _decide(metric, tol, value, champion_value)
         status = "promoted" if ok else "refused"
@@ -763,6 +765,17 @@ def _plan_promotion(
         status,
         reason,
     )
+
+
+COMPARABLE_TAGS = ("horizon_days", "protocol")
+"""Version tags that must match for a champion and a challenger to be compared at all."""
+
+
+def _incomparable(client: MlflowClient, name: str, challenger: str, champion: str) -> str:
+    """Name the tags (horizon, protocol) in which two versions differ; empty when none."""
+    a = client.get_model_version(name, challenger).tags
+    b = client.get_model_version(name, champion).tags
+    return ", ".join(t for t in COMPARABLE_TAGS if t in a and t in b and a[t] != b[t])
 
 
 def _finite(value: float | None) -> float | None:

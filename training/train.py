@@ -228,6 +228,15 @@ def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, 
     return dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+def run_config(run_id: str) -> TrainingConfig:
+    """Return the training config a run logged (``config.yaml``)."""
+    import mlflow
+    import yaml
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")
+    return TrainingConfig.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
 def score_customers(
     events: Any,
     *,
@@ -239,35 +248,71 @@ def score_customers(
 ) -> pd.DataFrame:
     """Score every customer at a cutoff with the registered models holding ``alias``.
 
+    Parameters
+    ----------
+    events
+        Canonical events.
+    cutoff
+        Score as of this time (events strictly before it).
+    config
+        Lifecycle config for the features; default: the one each model's training run
+        logged, so features are built exactly as the model was trained.
+    tracking_uri
+        MLflow tracking URI (default as for training).
+    alias
+        Registry alias of the versions to use.
+    tasks
+        Tasks to score; default: every task with a version holding ``alias``.
+
     Returns
     -------
     pandas.DataFrame
         One row per customer: keys, stage, status, RFM scores and segment, every prediction,
         and ``model_versions`` (JSON: registered name -> version) naming what made them.
+
+    Raises
+    ------
+    LookupError
+        When no model (or a task asked for) has a version with ``alias``.
     """
     import mlflow.pyfunc
 
     from features.build import build_features
+    from models.lgbm import TASKS
 
-    config = config or TrainingConfig()
     client = tracking.connect(tracking_uri)
-    features = build_features(events, cutoffs=[cutoff], config=config.lifecycle)
-    keep = ["customer_id", "cutoff", "stage", "status", "rfm_r", "rfm_f", "rfm_m", "rfm_segment"]
-    out = features[keep].copy()
-    versions: dict[str, str] = {}
-    for task in tasks or config.tasks:
+    found = {}
+    for task in tasks or TASKS:
         name = tracking.REGISTERED_NAMES[task]
         try:
-            version = client.get_model_version_by_alias(name, alias)
+            found[task] = client.get_model_version_by_alias(name, alias)
         except mlflow.exceptions.MlflowException as exc:
-            raise LookupError(f"no version of {name} holds the alias {alias!r}") from exc
+            if tasks:
+                raise LookupError(f"no version of {name} holds the alias {alias!r}") from exc
+    if not found:
+        raise LookupError(f"no lifecycle model has a version with the alias {alias!r}")
+    built: dict[str, pd.DataFrame] = {}
+    out: pd.DataFrame | None = None
+    versions: dict[str, str] = {}
+    for version in found.values():
+        lifecycle = (config or run_config(str(version.run_id))).lifecycle
+        key = lifecycle.model_dump_json()
+        if key not in built:
+            built[key] = build_features(events, cutoffs=[cutoff], config=lifecycle)
+        features = built[key]
+        if out is None:
+            keep = ["customer_id", "cutoff", "stage", "status"]
+            out = features[[*keep, "rfm_r", "rfm_f", "rfm_m", "rfm_segment"]].copy()
+        name = version.name
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
         estimator = model.unwrap_python_model().estimator
         if not isinstance(estimator, LifecycleClassifier | ClvRegressor):
             raise TypeError(f"{name} version {version.version} is not a lifecycle model")
-        predictions = estimator.predict_frame(features)
+        predictions = estimator.predict_frame(features).set_index(features["customer_id"])
         for column in predictions.columns:
-            out[column] = predictions[column].to_numpy()
+            out[column] = predictions[column].reindex(out["customer_id"]).to_numpy()
         versions[name] = str(version.version)
+    if out is None:  # unreachable: `found` is not empty
+        raise LookupError("no model to score with")
     out["model_versions"] = json.dumps(versions, sort_keys=True)
     return out

@@ -7,6 +7,7 @@ count and a time budget. The study lives in memory unless a storage URL is given
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +95,9 @@ def tune(
     seed
         Seed of the TPE sampler.
     study_suffix
-        Added to the study name (the run's identity) when no name is configured.
+        Added to the study name when none is configured (default: a random id, so an unnamed
+        study in a shared storage is never reused). With ``timeout_seconds`` the number of
+        trials depends on the machine's speed, so results are only reproducible without it.
 
     Returns
     -------
@@ -137,9 +140,10 @@ def tune(
 
     study = optuna.create_study(
         study_name=(settings.study_name and f"{settings.study_name}-{task}")
-        or f"lifecycle-{task}{study_suffix}",
+        or f"lifecycle-{task}{study_suffix or '-' + uuid.uuid4().hex[:12]}",
         storage=settings.storage,
-        load_if_exists=settings.storage is not None,
+        # only a named study is shared: an unnamed one must not pick up another run's trials
+        load_if_exists=settings.study_name is not None,
         direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=20)

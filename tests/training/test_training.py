@@ -110,6 +110,27 @@ def test_more_recent_activity_never_raises_churn_risk(trained: TrainingResult) -
     assert (np.diff(by_r, axis=0) <= 1e-12).all()
 
 
+def test_moving_the_last_purchase_closer_never_raises_churn_risk(trained: TrainingResult) -> None:
+    model = trained.tasks["churn"].estimator
+    rows = trained.tasks["churn"].evaluation
+    rows = rows[rows["days_since_last_purchase"].between(35, 85)].head(300).copy()
+    assert len(rows) > 20
+    moved = rows.copy()
+    old = rows["days_since_last_purchase"]
+    aov = rows["avg_order_value"].fillna(0.0)
+    moved["days_since_last_purchase"] = 5.0
+    moved["days_since_last_event"] = np.minimum(rows["days_since_last_event"], 5.0)
+    moved["purchase_gap_ratio"] = rows["purchase_gap_ratio"] * 5.0 / old
+    for w in (7, 30):
+        moved[f"n_purchases_{w}d"] += 1
+        moved[f"n_events_{w}d"] += 1
+        moved[f"revenue_{w}d"] += aov
+    moved["purchase_trend_30d"] += 1
+    moved["activity_trend_30d"] += 1
+    moved["revenue_trend_30d"] += aov
+    assert (model.predict_proba(moved) <= model.predict_proba(rows) + 1e-12).all()
+
+
 def test_cli_train_score_promote_rollback(sim: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
