@@ -374,6 +374,7 @@ def _run_task(
         feature_names=feature_names,
         settings=config.tuning,
         seed=config.seed,
+        progress=progress,
     )
     progress(f"{task}: fitting and calibrating")
     estimator = fit_estimator(

@@ -8,7 +8,7 @@ count and a time budget. The study lives in memory unless a storage URL is given
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +77,7 @@ def tune(
     settings: TuningSettings,
     seed: int,
     study_suffix: str = "",
+    progress: Callable[[str], None] | None = None,
 ) -> TuningResult:
     """Search LightGBM structure parameters that minimise the validation loss.
 
@@ -94,6 +95,8 @@ def tune(
         Trials, time budget, storage, study name, pruning.
     seed
         Seed of the TPE sampler.
+    progress
+        Called with a line after each trial.
     study_suffix
         Added to the study name when none is configured (default: a random id, so an unnamed
         study in a shared storage is never reused). With ``timeout_seconds`` the number of
@@ -152,7 +155,22 @@ def tune(
     )
     if not study.trials:
         study.enqueue_trial({k: v for k, v in DEFAULT_PARAMS.items() if k != "bagging_freq"})
-    study.optimize(objective, n_trials=settings.trials, timeout=settings.timeout_seconds)
+
+    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if progress is None:
+            return
+        completed = [t for t in study.trials if t.value is not None]
+        best = f"{min(t.value for t in completed):.5f}" if completed else "-"  # type: ignore[type-var]
+        progress(
+            f"{task}: trial {trial.number + 1} {trial.state.name.lower()}, best {metric} {best}"
+        )
+
+    study.optimize(
+        objective,
+        n_trials=settings.trials,
+        timeout=settings.timeout_seconds,
+        callbacks=[report],
+    )
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
     frame["state"] = frame["state"].astype(str)
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

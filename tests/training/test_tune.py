@@ -47,7 +47,7 @@ def test_tune_same_seed_same_trials() -> None:
 
 def test_tune_workers_share_a_sqlite_study(tmp_path) -> None:
     settings = TuningSettings(
-        trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s"
+        trials=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="s", pruning=False
     )
     run(settings)
     second = run(settings, seed=2)
@@ -68,7 +68,7 @@ def test_tune_workers_share_a_postgres_study() -> None:
     finally:
         engine.dispose()
     name = f"lc-test-{uuid.uuid4().hex[:8]}"
-    settings = TuningSettings(trials=2, storage=url, study_name=name)
+    settings = TuningSettings(trials=2, storage=url, study_name=name, pruning=False)
     run(settings)
     second = run(settings, seed=2)
     assert len(second.trials) == 4
