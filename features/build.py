@@ -135,8 +135,20 @@ def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _sql_list(values: Iterable[str]) -> str:
+def sql_list(values: Iterable[str]) -> str:
+    """Quote values as a SQL list for ``IN (...)`` (``NULL`` when empty: matches nothing)."""
     return ", ".join(_sql_string(v) for v in values) or "NULL"
+
+
+def revenue_micro_sql(refund_events: Iterable[str]) -> str:
+    """Return the SQL of an event's revenue in millionths; refunds always negative.
+
+    The one definition of signed revenue, used by the features and by the CLV label.
+    """
+    micro = "CAST(round(revenue * 1000000) AS BIGINT)"
+    return (
+        f"CASE WHEN event_type IN ({sql_list(refund_events)}) THEN -abs({micro}) ELSE {micro} END"
+    )
 
 
 def feature_sql(config: LifecycleConfig) -> str:
@@ -164,9 +176,7 @@ WITH ev AS NOT MATERIALIZED (
   SELECT customer_id, event_type, channel, campaign_id IS NOT NULL AS has_campaign,
          epoch_us($cutoff::TIMESTAMPTZ) - epoch_us(event_ts) AS age_us,
          -- refunds always reduce revenue, whichever sign the source gave them
-         CASE WHEN event_type IN ({_sql_list(roles.refund_events)})
-              THEN -abs(CAST(round(revenue * 1000000) AS BIGINT))
-              ELSE CAST(round(revenue * 1000000) AS BIGINT) END AS rev_micro
+         {revenue_micro_sql(roles.refund_events)} AS rev_micro
   FROM events
   WHERE event_ts < $cutoff::TIMESTAMPTZ
 ),
@@ -177,11 +187,11 @@ g AS (
          -- states; revenue stays an exact HUGEINT sum, so any currency scale is exact.
          CAST(count(*) AS DOUBLE) AS n, sum(rev_micro) AS rev, max(rev_micro) AS max_rev,
          min(age_us) AS min_age, max(age_us) AS max_age,
-         event_type IN ({_sql_list(rules.purchase_events)}) AS is_purchase,
-         event_type IN ({_sql_list(rules.signup_events)}) AS is_signup,
-         event_type IN ({_sql_list(rules.loyalty_events)}) AS is_loyalty,
-         event_type IN ({_sql_list(roles.refund_events)}) AS is_refund,
-         event_type IN ({_sql_list(roles.exposure_events)}) AS is_exposure
+         event_type IN ({sql_list(rules.purchase_events)}) AS is_purchase,
+         event_type IN ({sql_list(rules.signup_events)}) AS is_signup,
+         event_type IN ({sql_list(rules.loyalty_events)}) AS is_loyalty,
+         event_type IN ({sql_list(roles.refund_events)}) AS is_refund,
+         event_type IN ({sql_list(roles.exposure_events)}) AS is_exposure
   FROM ev
   GROUP BY ALL
 ),
@@ -189,7 +199,7 @@ pur AS (
   SELECT customer_id, age_us,
          row_number() OVER w AS purchase_rank,
          lag(age_us) OVER w - age_us AS gap_us
-  FROM ev WHERE event_type IN ({_sql_list(rules.purchase_events)})
+  FROM ev WHERE event_type IN ({sql_list(rules.purchase_events)})
   WINDOW w AS (PARTITION BY customer_id ORDER BY age_us DESC)
 ),
 agg_events AS (

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -311,8 +312,7 @@ class LifecycleClassifier(_LgbmEstimator):
             for fit_rows in (half, ~half):
                 calibrator = _fit_calibrator(method, margin[fit_rows], y_valid[fit_rows])
                 p = np.clip(_apply_calibrator(calibrator, margin[~fit_rows]), 1e-6, 1 - 1e-6)
-                y = y_valid[~fit_rows]
-                loss += float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+                loss += float(log_loss(y_valid[~fit_rows], p, labels=[0.0, 1.0]))
             losses[method] = loss
         return min(losses, key=lambda m: (losses[m], m != "sigmoid"))
 

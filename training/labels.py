@@ -22,7 +22,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.build import build_features, connect, event_time_range, parse_cutoff, register_events
+from features.build import (
+    build_features,
+    connect,
+    event_time_range,
+    parse_cutoff,
+    register_events,
+    revenue_micro_sql,
+    sql_list,
+)
 from features.config import LifecycleConfig
 from features.definitions import DAY_US
 from models.lgbm import Task, eligible
@@ -99,10 +107,6 @@ def window_activity(
         ``customer_id``, ``cutoff``, ``n_qualifying`` and ``net_revenue``; only customers with
         at least one event in a window have a row.
     """
-
-    def sql_list(values: Sequence[str]) -> str:
-        return ", ".join("'" + v.replace("'", "''") + "'" for v in values) or "NULL"
-
     cuts = pd.DataFrame(
         {"cutoff_us": [int(c.value // 1000) for c in cutoffs]}, dtype="int64"
     ).drop_duplicates()
@@ -114,11 +118,8 @@ def window_activity(
             f"""
             WITH ev AS (
               SELECT customer_id, epoch_us(event_ts) AS ts_us, event_type,
-                     CASE WHEN event_type IN ({sql_list(refund_events)})
-                          THEN -abs(CAST(round(revenue * 1000000) AS BIGINT))
-                          WHEN event_type IN ({sql_list(purchase_events)})
-                          THEN CAST(round(revenue * 1000000) AS BIGINT)
-                          ELSE 0 END AS rev_micro
+                     CASE WHEN event_type IN ({sql_list([*purchase_events, *refund_events])})
+                          THEN {revenue_micro_sql(refund_events)} ELSE 0 END AS rev_micro
               FROM events
             )
             SELECT customer_id, cutoff_us,
