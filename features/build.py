@@ -243,6 +243,7 @@ def build_features(
     threads: int | None = None,
     memory_limit: str | None = None,
     progress: Callable[[int], None] | None = None,
+    rfm_reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Compute features as of each cutoff, from events strictly before it.
 
@@ -260,6 +261,10 @@ def build_features(
         Cap on DuckDB's memory, e.g. ``"400MB"``: larger work spills to disk (slower).
     progress
         Called with 1 after each cutoff is done.
+    rfm_reference
+        Score RFM against this population (features of one cutoff, e.g. the last batch
+        scoring) rather than the customers at the same cutoff, and resolve the "auto"
+        top-RFM-tier loyalty rule from it: for scoring a few customers on the spot.
 
     Returns
     -------
@@ -291,7 +296,7 @@ def build_features(
         for cut in cuts:
             table = con.sql(sql, params={"cutoff": cut.isoformat()}).to_arrow_table()
             frame = table.to_pandas()
-            if _loyalty_by_rfm(config, frame):
+            if _loyalty_by_rfm(config, frame if rfm_reference is None else rfm_reference):
                 tier_cutoffs.append(cut)
             frame.insert(
                 1, "cutoff", pd.Series(cut, index=frame.index).astype("datetime64[us, UTC]")
@@ -302,11 +307,14 @@ def build_features(
     finally:
         con.close()
     features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return _add_customer_glue(features, config, tier_cutoffs)
+    return _add_customer_glue(features, config, tier_cutoffs, rfm_reference)
 
 
 def _add_customer_glue(
-    features: pd.DataFrame, config: LifecycleConfig, rfm_tier_cutoffs: Sequence[pd.Timestamp]
+    features: pd.DataFrame,
+    config: LifecycleConfig,
+    rfm_tier_cutoffs: Sequence[pd.Timestamp],
+    rfm_reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add RFM scores, the stage name (with the optional top-RFM-tier loyalty) and the status.
 
@@ -314,7 +322,7 @@ def _add_customer_glue(
     place on ``features``, a frame this module just built.
     """
     out = features
-    for name, column in rfm_columns(features, bins=config.rfm.bins).items():
+    for name, column in rfm_columns(features, config.rfm.bins, rfm_reference).items():
         out[name] = column
     code = out["stage_code"].to_numpy(dtype=np.int64).copy()
     if rfm_tier_cutoffs:

@@ -86,7 +86,20 @@ def rfm_segment(r: np.ndarray, f: np.ndarray, m: np.ndarray, bins: int = 5) -> n
     return names
 
 
-def rfm_columns(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+def _rfm_inputs(features: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Buyers mask and the three dimensions (higher is better), NaN for non-buyers."""
+    buyers = features["n_purchases"].to_numpy() > 0
+    dims = {
+        "rfm_r": -features["days_since_last_purchase"].to_numpy(dtype=float),
+        "rfm_f": features["n_purchases"].to_numpy(dtype=float),
+        "rfm_m": features["net_revenue_total"].to_numpy(dtype=float),
+    }
+    return buyers, {name: np.where(buyers, values, np.nan) for name, values in dims.items()}
+
+
+def rfm_columns(
+    features: pd.DataFrame, bins: int = 5, reference: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Return ``rfm_r``, ``rfm_f``, ``rfm_m`` and ``rfm_segment`` for a feature frame.
 
     Scores are relative to the customers with a purchase at the same cutoff: recency from
@@ -100,24 +113,28 @@ def rfm_columns(features: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
         Output of :func:`features.build.build_features` (needs ``cutoff`` and the three inputs).
     bins
         Number of scores per dimension.
+    reference
+        Score against the buyers of this population (a feature frame of one cutoff, such as
+        the last batch scoring's) instead of the buyers at each row's own cutoff: how a
+        single customer scored on the spot gets the same scale as everyone else.
 
     Returns
     -------
     pandas.DataFrame
         The four columns, on the index of ``features``.
     """
-    buyers = features["n_purchases"].to_numpy() > 0
-    dims = {
-        "rfm_r": -features["days_since_last_purchase"].to_numpy(dtype=float),
-        "rfm_f": features["n_purchases"].to_numpy(dtype=float),
-        "rfm_m": features["net_revenue_total"].to_numpy(dtype=float),
-    }
+    buyers, dims = _rfm_inputs(features)
     scores = {name: np.zeros(len(features), dtype=np.int64) for name in dims}
-    for idx in features.groupby("cutoff", sort=False).indices.values():
-        group_buyers = buyers[idx]
+    if reference is not None:
+        ref_buyers, ref_dims = _rfm_inputs(reference)
         for name, values in dims.items():
-            group = np.where(group_buyers, values[idx], np.nan)
-            scores[name][idx] = quantile_score(group, group[group_buyers], bins)
+            scores[name] = quantile_score(values, ref_dims[name][ref_buyers], bins)
+    else:
+        for idx in features.groupby("cutoff", sort=False).indices.values():
+            group_buyers = buyers[idx]
+            for name, values in dims.items():
+                group = values[idx]
+                scores[name][idx] = quantile_score(group, group[group_buyers], bins)
     segment = rfm_segment(scores["rfm_r"], scores["rfm_f"], scores["rfm_m"], bins)
     out = pd.DataFrame(scores, index=features.index)
     out["rfm_segment"] = pd.Series(segment, index=features.index, dtype="str")

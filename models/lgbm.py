@@ -62,7 +62,9 @@ Names missing from a model's features are ignored (the windows are configurable)
 PROBABILITY_FLOOR = 1e-6
 
 
-def eligible(task: Task, features: pd.DataFrame) -> npt.NDArray[np.bool_]:
+def eligible(
+    task: Task, features: pd.DataFrame | Mapping[str, npt.ArrayLike]
+) -> npt.NDArray[np.bool_]:
     """Return which rows of a feature frame a task predicts for.
 
     Parameters
@@ -71,7 +73,8 @@ def eligible(task: Task, features: pd.DataFrame) -> npt.NDArray[np.bool_]:
         ``next_stage`` (customers below loyalty), ``churn`` (customers with at least one
         purchase) or ``clv`` (everyone).
     features
-        Rows of :func:`features.build.build_features`.
+        Rows of :func:`features.build.build_features`, or a mapping of its ``stage_code`` and
+        ``n_purchases`` columns to arrays.
 
     Returns
     -------
@@ -83,11 +86,12 @@ def eligible(task: Task, features: pd.DataFrame) -> npt.NDArray[np.bool_]:
     >>> eligible("churn", pd.DataFrame({"n_purchases": [0, 2], "stage_code": [1, 3]}))
     array([False,  True])
     """
+    purchases = np.asarray(features["n_purchases"])
     if task == "next_stage":
-        return features["stage_code"].to_numpy() < LOYALTY_CODE
+        return np.asarray(features["stage_code"]) < LOYALTY_CODE
     if task == "churn":
-        return features["n_purchases"].to_numpy() > 0
-    return np.ones(len(features), dtype=bool)
+        return purchases > 0
+    return np.ones(purchases.shape[0], dtype=bool)
 
 
 def base_params(*, seed: int, threads: int) -> dict[str, Any]:
@@ -177,12 +181,31 @@ class _LgbmEstimator:
         margin (log-odds for classifiers, log of the mean for CLV).
         """
         self._check_fitted()
+        return self.contributions_matrix(matrix(features, self.feature_names))
+
+    def contributions_matrix(self, x: FloatArray, threads: int | None = None) -> FloatArray:
+        """:meth:`contributions` of a float64 matrix in :attr:`feature_names` order.
+
+        ``threads`` overrides the booster's thread count (serving uses 1: OpenMP threads
+        competing with other requests for two cores cost far more than they save).
+        """
         values = self.booster_.predict(
-            matrix(features, self.feature_names),
+            x,
             pred_contrib=True,
             num_iteration=self.booster_.best_iteration or None,
+            **_thread_params(threads),
         )
         return np.asarray(values, dtype=np.float64)
+
+    def raw_score_matrix(self, x: FloatArray, threads: int | None = None) -> FloatArray:
+        """Return the booster's raw output (what :meth:`contributions` add up to) for a matrix."""
+        raw = self.booster_.predict(
+            x,
+            raw_score=True,
+            num_iteration=self.booster_.best_iteration or None,
+            **_thread_params(threads),
+        )
+        return np.asarray(raw, dtype=np.float64)
 
     def importance(self) -> pd.Series:
         """Total gain per feature, highest first."""
@@ -318,12 +341,7 @@ class LifecycleClassifier(_LgbmEstimator):
 
     def _margin(self, features: pd.DataFrame) -> FloatArray:
         self._check_fitted()
-        raw = self.booster_.predict(
-            matrix(features, self.feature_names),
-            raw_score=True,
-            num_iteration=self.booster_.best_iteration or None,
-        )
-        return np.asarray(raw, dtype=np.float64)
+        return self.raw_score_matrix(matrix(features, self.feature_names))
 
     def predict_uncalibrated(self, features: pd.DataFrame) -> FloatArray:
         """Probabilities straight from the booster, before calibration."""
@@ -331,8 +349,19 @@ class LifecycleClassifier(_LgbmEstimator):
 
     def predict_proba(self, features: pd.DataFrame) -> FloatArray:
         """Calibrated probabilities for every row (eligible or not)."""
-        prob = _apply_calibrator(self.calibrator_, self._margin(features))
-        return np.clip(np.asarray(prob, dtype=np.float64), PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+        return self._calibrated(self._margin(features))
+
+    def _calibrated(self, margin: FloatArray) -> FloatArray:
+        prob = _apply_calibrator(self.calibrator_, margin)
+        return np.clip(prob, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+
+    def predict_matrix(self, x: FloatArray, threads: int | None = None) -> dict[str, FloatArray]:
+        """Return the task's output for every row of a float64 matrix (no eligibility mask).
+
+        The serving fast path: no pandas, the same numbers as :meth:`predict_frame` gives
+        for eligible rows.
+        """
+        return {OUTPUTS[self.task][0]: self._calibrated(self.raw_score_matrix(x, threads))}
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probability in the task's output column; NaN for ineligible rows."""
@@ -428,9 +457,16 @@ class ClvRegressor(_LgbmEstimator):
         self.conformal_margin_ = float(np.quantile(scores, level, method="higher")) if n else 0.0
         return self
 
-    def _raw_interval(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-        lo = self.lower_booster_.predict(x, num_iteration=self.lower_booster_.best_iteration)
-        hi = self.upper_booster_.predict(x, num_iteration=self.upper_booster_.best_iteration)
+    def _raw_interval(
+        self, x: FloatArray, threads: int | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        extra = _thread_params(threads)
+        lo = self.lower_booster_.predict(
+            x, num_iteration=self.lower_booster_.best_iteration, **extra
+        )
+        hi = self.upper_booster_.predict(
+            x, num_iteration=self.upper_booster_.best_iteration, **extra
+        )
         lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
         return np.minimum(lo, hi), np.maximum(lo, hi)
 
@@ -440,8 +476,10 @@ class ClvRegressor(_LgbmEstimator):
         # P90); conformalizing the bracketed interval keeps the coverage honest.
         return np.minimum(lo, mean), np.maximum(hi, mean)
 
-    def _mean(self, x: FloatArray) -> FloatArray:
-        pred = self.booster_.predict(x, num_iteration=self.booster_.best_iteration)
+    def _mean(self, x: FloatArray, threads: int | None = None) -> FloatArray:
+        pred = self.booster_.predict(
+            x, num_iteration=self.booster_.best_iteration, **_thread_params(threads)
+        )
         return np.asarray(pred, dtype=np.float64)
 
     def predict_clv(self, features: pd.DataFrame) -> FloatArray:
@@ -451,19 +489,24 @@ class ClvRegressor(_LgbmEstimator):
 
     def predict_interval(self, features: pd.DataFrame) -> tuple[FloatArray, FloatArray]:
         """Conformalized P10 and P90 for every row (always bracketing :meth:`predict_clv`)."""
+        out = self.predict_matrix(matrix(features, self.feature_names))
+        return out["clv_p10"], out["clv_p90"]
+
+    def predict_matrix(self, x: FloatArray, threads: int | None = None) -> dict[str, FloatArray]:
+        """``clv``, ``clv_p10`` and ``clv_p90`` for every row of a float64 matrix."""
         self._check_fitted()
-        x = matrix(features, self.feature_names)
-        mean = self._mean(x)
-        lo, hi = self._bracket(*self._raw_interval(x), mean)
+        mean = self._mean(x, threads)
+        lo, hi = self._bracket(*self._raw_interval(x, threads), mean)
         margin = self.conformal_margin_
-        return np.minimum(lo - margin, mean), np.maximum(hi + margin, mean)
+        return {
+            "clv": mean,
+            "clv_p10": np.minimum(lo - margin, mean),
+            "clv_p90": np.maximum(hi + margin, mean),
+        }
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """``clv``, ``clv_p10`` and ``clv_p90`` for every row."""
-        lo, hi = self.predict_interval(features)
-        return self._output(
-            features, {"clv": self.predict_clv(features), "clv_p10": lo, "clv_p90": hi}
-        )
+        return self._output(features, self.predict_matrix(matrix(features, self.feature_names)))
 
 
 LifecycleEstimator = LifecycleClassifier | ClvRegressor
@@ -488,11 +531,20 @@ def _fit_calibrator(method: str, margin: FloatArray, y: FloatArray) -> Calibrato
 
 
 def _apply_calibrator(calibrator: Calibrator, margin: FloatArray) -> FloatArray:
+    # The fitted maps applied directly with numpy (what sklearn's predict computes, without
+    # its per-call validation, which costs more than the model on a single row): isotonic is
+    # linear interpolation between its thresholds, clipped at the ends; Platt is a logistic
+    # function of the margin.
     if isinstance(calibrator, IsotonicRegression):
-        return np.asarray(calibrator.predict(_sigmoid(margin)), dtype=np.float64)
+        return np.interp(_sigmoid(margin), calibrator.X_thresholds_, calibrator.y_thresholds_)
     if isinstance(calibrator, LogisticRegression):
-        return np.asarray(calibrator.predict_proba(margin.reshape(-1, 1))[:, 1], dtype=np.float64)
+        slope, intercept = float(calibrator.coef_[0, 0]), float(calibrator.intercept_[0])
+        return _sigmoid(slope * margin + intercept)
     return _sigmoid(margin)
+
+
+def _thread_params(threads: int | None) -> dict[str, Any]:
+    return {} if threads is None else {"num_threads": threads}
 
 
 def _sigmoid(margin: FloatArray) -> FloatArray:

@@ -777,7 +777,8 @@ def score(
     config.yaml) unless --config is given; tasks without a champion are left out.
 
     Writes one row per customer: stage, status, RFM scores and segment, next-stage
-    probability, churn risk, CLV with P10-P90, and the model versions that made them.
+    probability, churn risk, CLV with P10-P90, the model versions that made them, and every
+    feature (the file is the prediction service's customer lookup table).
     """
     import mlflow
 
@@ -826,11 +827,13 @@ def score(
 
 
 def _register_registry_commands() -> None:
-    """Add ``promote`` and ``rollback`` (they live in :mod:`training.registry_cli`)."""
+    """Add ``promote``, ``rollback`` (:mod:`.registry_cli`) and ``serve`` (:mod:`.serve_cli`)."""
     from training.registry_cli import promote_command, rollback_command
+    from training.serve_cli import serve_command
 
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
+    app.command("serve")(serve_command)
 
 
 _register_registry_commands()

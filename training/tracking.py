@@ -43,17 +43,12 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from models.registry import REGISTERED_NAMES, resolve_tracking_uri, sqlite_database
+
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
     from models.lgbm import LifecycleEstimator
-
-REGISTERED_NAMES: dict[str, str] = {
-    "next_stage": "lifecycle-next-stage",
-    "churn": "lifecycle-churn",
-    "clv": "lifecycle-clv",
-}
-"""Registered model name of each task."""
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -110,50 +105,6 @@ def quiet_mlflow() -> None:
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """Return the tracking URI: ``uri``, else ``$MLFLOW_TRACKING_URI``, else local SQLite.
-
-    Parameters
-    ----------
-    uri
-        Explicit tracking URI (a server ``http://...``, a database URL, ...).
-
-    Returns
-    -------
-    str
-        The URI; the default is ``sqlite:///<absolute cwd>/mlflow.db``.
-
-    Examples
-    --------
-    >>> resolve_tracking_uri("http://mlflow:5000")
-    'http://mlflow:5000'
-    """
-    if uri:
-        return uri
-    from_env = os.environ.get("MLFLOW_TRACKING_URI")
-    if from_env:
-        return from_env
-    return f"sqlite:///{Path.cwd().absolute() / 'mlflow.db'}"
-
-
-def sqlite_database(uri: str) -> Path | None:
-    """Return the database file of a ``sqlite:///`` URI (absolute), or None for other URIs.
-
-    Examples
-    --------
-    >>> sqlite_database("sqlite:////srv/mlflow.db")
-    PosixPath('/srv/mlflow.db')
-    >>> sqlite_database("http://mlflow:5000") is None
-    True
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path).absolute()
 
 
 def artifact_root_for(uri: str) -> str | None:

@@ -267,8 +267,10 @@ def score_customers(
     Returns
     -------
     pandas.DataFrame
-        One row per customer: keys, stage, status, RFM scores and segment, every prediction,
-        and ``model_versions`` (JSON: registered name -> version) naming what made them.
+        One row per customer: keys, every feature (the models' inputs, which the prediction
+        service loads as its customer lookup table), stage, status, RFM scores and segment,
+        every prediction, and ``model_versions`` (JSON: registered name -> version) naming
+        what made them.
 
     Raises
     ------
@@ -301,8 +303,7 @@ def score_customers(
             built[key] = build_features(events, cutoffs=[cutoff], config=lifecycle)
         features = built[key]
         if out is None:
-            keep = ["customer_id", "cutoff", "stage", "status"]
-            out = features[[*keep, "rfm_r", "rfm_f", "rfm_m", "rfm_segment"]].copy()
+            out = features.copy()
         name = version.name
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
         estimator = model.unwrap_python_model().estimator

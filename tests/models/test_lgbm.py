@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.lgbm import ClvRegressor, LifecycleClassifier, eligible
+from models.lgbm import PROBABILITY_FLOOR, ClvRegressor, LifecycleClassifier, eligible
 from models.rules import RfmCellRate, last_period
 from training.metrics import expected_calibration_error
 
@@ -122,3 +122,21 @@ def test_last_period_rules() -> None:
     assert last_period("churn", rows, horizon_days=90).tolist() == [1.0, 1.0]
     assert last_period("clv", rows, horizon_days=365).tolist() == [365.0, 36.5]
     assert last_period("clv", rows, horizon_days=180).tolist() == pytest.approx([180.0, 18.0])
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_numpy_calibration_equals_sklearn(method: str) -> None:
+    """The serving fast path applies the fitted calibrator with numpy: same numbers."""
+    train, y_train = frame(3000, 0)
+    valid, y_valid = frame(3000, 1, shift=0.8)
+    clf = LifecycleClassifier("churn", ["x1", "x2"], params={"num_leaves": 7}, calibration=method)
+    clf.fit(train, y_train, valid, y_valid)
+    margin = clf.raw_score_matrix(valid[["x1", "x2"]].to_numpy(np.float64))
+    if method == "isotonic":
+        expected = clf.calibrator_.predict(1 / (1 + np.exp(-margin)))
+    else:
+        expected = clf.calibrator_.predict_proba(margin.reshape(-1, 1))[:, 1]
+    expected = np.clip(expected, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+    np.testing.assert_allclose(clf.predict_proba(valid), expected, rtol=0, atol=1e-12)
+    matrix_out = clf.predict_matrix(valid[["x1", "x2"]].to_numpy(np.float64))
+    np.testing.assert_array_equal(matrix_out["churn_risk"], clf.predict_proba(valid))

@@ -1,0 +1,826 @@
+"""The prediction engine behind the service: champion models, lookup table, explanations, action.
+
+Everything here is plain Python (no BentoML), so the service, the benchmarks and notebooks
+share it. One request or a batch takes the same path: resolve every item to a feature row
+(looked up, computed from raw events with the training feature definitions, or given), stack
+the rows into one matrix, run each model once on it (predictions and, when asked, LightGBM's
+native Tree SHAP), then write each item's answer. A batch therefore gives exactly the numbers
+the same items give one by one.
+
+Models are pinned at start-up: the versions holding the alias are resolved once and loaded by
+version number, so promoting a new champion does not change a running service.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import yaml
+
+from features.build import build_features, feature_columns, parse_cutoff
+from features.config import LifecycleConfig
+from features.definitions import feature_definitions
+from features.rfm import rfm_segment
+from features.schema import STAGES
+from features.validate import validate_events
+from models.lgbm import OUTPUTS, TASKS, ClvRegressor, LifecycleClassifier, Task, eligible
+from models.nba import ActionCatalog, load_catalog, recommend
+from models.registry import REGISTERED_NAMES, UPLIFT_NAME, resolve_tracking_uri, sqlite_database
+from serving.explain import explain
+from serving.schemas import PredictRequest
+
+log = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+Estimator = LifecycleClassifier | ClvRegressor
+
+SCALES: dict[Task, Literal["log_odds", "log_value"]] = {
+    "next_stage": "log_odds",
+    "churn": "log_odds",
+    "clv": "log_value",
+}
+HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
+    "next_stage": ("roc_auc", "pr_auc", "log_loss", "brier", "ece"),
+    "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "ece"),
+    "clv": ("mae", "rmse", "normalized_gini", "spearman", "interval_coverage"),
+}
+# The explanation whose top driver an action's reason cites.
+OUTCOME_TASK: dict[str, Task] = {
+    "next_stage": "next_stage",
+    "retention": "churn",
+    "value": "clv",
+    "none": "churn",
+}
+
+
+class RequestError(Exception):
+    """A client's mistake: an HTTP status, a code, a sentence and the fields at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON error body (see :class:`serving.schemas.ErrorResponse`)."""
+        return {
+            "error": self.code,
+            "message": self.message,
+            "fields": [{"field": f, "message": m} for f, m in self.fields],
+        }
+
+
+class ServiceError(RuntimeError):
+    """The service cannot start: no champion, a model that does not fit, a bad lookup file."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One champion model, pinned by version."""
+
+    task: Task
+    name: str
+    version: str
+    run_id: str
+    estimator: Estimator
+    columns: npt.NDArray[np.intp] | None
+    """Positions of the model's features in the engine's feature list (None: the same list)."""
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UpliftModel:
+    """The campaign uplift learner (optional), pinned by version."""
+
+    name: str
+    version: str
+    estimator: Any
+    columns: npt.NDArray[np.intp] | None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The customer lookup table: the last batch scoring's features, one row per customer."""
+
+    source: str
+    cutoff: pd.Timestamp
+    index: dict[str, int]
+    x: FloatArray
+    frame: pd.DataFrame
+    scored_with: dict[str, str]
+
+
+@dataclass
+class _Rows:
+    """Resolved request items: one feature row each, plus what the response needs."""
+
+    x: FloatArray
+    customer_ids: list[str | None]
+    as_of: list[datetime | None]
+    sources: list[str]
+    requests: list[PredictRequest]
+
+
+@dataclass
+class Engine:
+    """Champion models, the lookup table and the action policy; answers prediction requests."""
+
+    models: dict[Task, ServedModel]
+    lifecycle: LifecycleConfig
+    catalog: ActionCatalog
+    alias: str = "champion"
+    lookup: Lookup | None = None
+    uplift: UpliftModel | None = None
+    currency: str = "USD"
+    max_batch: int = 1000
+    threads: int = 1
+    feature_names: list[str] = field(init=False)
+    nullable: frozenset[str] = field(init=False)
+    typical: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feature_names = feature_columns(self.lifecycle)
+        self._position = {name: i for i, name in enumerate(self.feature_names)}
+        self.nullable = nullable_features(self.lifecycle)
+        self._families = {
+            f.name: f.family for f in feature_definitions(self.lifecycle) if not f.internal
+        }
+        self._integer = {
+            name
+            for name in self.feature_names
+            if name.startswith(("n_", "rfm_")) or name == "stage_code"
+        }
+        self.typical = typical_values(self.lookup.frame, self.feature_names) if self.lookup else {}
+        self.versions = {m.name: m.version for m in self.models.values()}
+        if self.uplift is not None:
+            self.versions[self.uplift.name] = self.uplift.version
+        self._stage_col = self._position["stage_code"]
+        self._purchases_col = self._position["n_purchases"]
+        self._rfm_cols = [self._position[c] for c in ("rfm_r", "rfm_f", "rfm_m")]
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        tracking_uri: str | None = None,
+        alias: str = "champion",
+        names: Mapping[str, str] | None = None,
+        lookup: str | Path | None = None,
+        events: str | Path | None = None,
+        cutoff: str | None = None,
+        actions: str | Path | None = None,
+        currency: str = "USD",
+        max_batch: int = 1000,
+        use_uplift: bool = True,
+    ) -> Engine:
+        """Load the models holding ``alias``, check them, and load or build the lookup table.
+
+        Parameters
+        ----------
+        tracking_uri
+            MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
+        alias
+            Registry alias to serve.
+        names
+            Registered name per task (default :data:`models.registry.REGISTERED_NAMES`).
+        lookup
+            Parquet written by ``lifecycle score``: the customers served by id.
+        events
+            Canonical events: build the lookup table from them at start-up instead.
+        cutoff
+            Cutoff for ``events`` (default: midnight after the last event).
+        actions
+            Action catalog YAML (default: the shipped one).
+        currency
+            Currency of revenue and CLV.
+        max_batch
+            Most items in one /predict_batch call.
+        use_uplift
+            Use the registered uplift model for next-best-action when one holds ``alias``.
+
+        Raises
+        ------
+        ServiceError
+            When a model, the store or the lookup table cannot be used, with the reason.
+        """
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        uri = resolve_tracking_uri(tracking_uri)
+        database = sqlite_database(uri)
+        if database is not None and not database.exists():
+            raise ServiceError(
+                f"no MLflow store at {database}; train and promote first "
+                "(`lifecycle train`, `lifecycle promote`) or set MLFLOW_TRACKING_URI"
+            )
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        wanted = dict(names or REGISTERED_NAMES)
+        loaded: dict[Task, tuple[Any, Any, LifecycleConfig, dict[str, Any]]] = {}
+        try:
+            for task in TASKS:
+                loaded[task] = _load_version(client, task, wanted[task], alias)
+            found_uplift = _load_uplift(client, alias) if use_uplift else None
+        except MlflowException as exc:
+            raise ServiceError(str(exc).splitlines()[0]) from exc
+        configs = {task: item[2] for task, item in loaded.items()}
+        lifecycle = configs["next_stage"]
+        if any(c != lifecycle for c in configs.values()):
+            raise ServiceError(
+                "the champions were trained with different lifecycle configs; promote "
+                "models from one training run"
+            )
+        names_all = feature_columns(lifecycle)
+        models: dict[Task, ServedModel] = {}
+        for task, (version, estimator, _, info) in loaded.items():
+            models[task] = ServedModel(
+                task=task,
+                name=version.name,
+                version=str(version.version),
+                run_id=str(version.run_id),
+                estimator=estimator,
+                columns=_columns(estimator.feature_names, names_all, version),
+                info=info,
+            )
+        uplift = None
+        if found_uplift is not None:
+            version, estimator = found_uplift
+            try:
+                columns = _columns(estimator.feature_names, names_all, version)
+                uplift = UpliftModel(version.name, str(version.version), estimator, columns)
+            except ServiceError as exc:
+                log.warning("not using the uplift model: %s", exc)
+        table = None
+        if events is not None:
+            table = build_lookup(events, lifecycle, cutoff=cutoff)
+        elif lookup is not None:
+            table = load_lookup(lookup, names_all)
+        return cls(
+            models=models,
+            lifecycle=lifecycle,
+            catalog=load_catalog(actions),
+            alias=alias,
+            lookup=table,
+            uplift=uplift,
+            currency=currency,
+            max_batch=max_batch,
+        )
+
+    # ----------------------------------------------------------------- answering
+
+    def predict(self, requests: Sequence[PredictRequest]) -> list[dict[str, Any]]:
+        """Answer prediction requests (one or a batch) in order.
+
+        Raises
+        ------
+        RequestError
+            For the first item that cannot be answered (unknown customer, bad feature row,
+            bad events), naming the item and field; nothing is scored in that case.
+        """
+        if len(requests) > self.max_batch:
+            raise RequestError(
+                422,
+                "batch_too_large",
+                f"a batch holds at most {self.max_batch} items; got {len(requests)}",
+                [("items", f"at most {self.max_batch} items")],
+            )
+        prefix = "items" if len(requests) > 1 else ""
+        rows = self._resolve(requests, prefix)
+        outputs, contributions = self._score(rows)
+        return [self._answer(rows, i, outputs, contributions) for i in range(len(requests))]
+
+    def warm_up(self) -> None:
+        """Run one full prediction (with explanations) so the first request is not the slow one."""
+        if self.lookup is not None and self.lookup.index:
+            first = next(iter(self.lookup.index))
+            self.predict([PredictRequest(customer_id=first)])
+        else:
+            row = {name: (None if name in self.nullable else 0.0) for name in self.feature_names}
+            self.predict([PredictRequest(features=row)])
+
+    def _resolve(self, requests: Sequence[PredictRequest], prefix: str) -> _Rows:
+        n = len(requests)
+        x = np.empty((n, len(self.feature_names)), dtype=np.float64)
+        ids: list[str | None] = [None] * n
+        as_of: list[datetime | None] = [None] * n
+        sources = [""] * n
+        pending_events: list[int] = []
+        for i, req in enumerate(requests):
+            where = f"{prefix}[{i}]." if prefix else ""
+            if req.customer_id is not None:
+                x[i], as_of[i] = self._looked_up(req.customer_id, where)
+                ids[i], sources[i] = req.customer_id, "lookup"
+            elif req.features is not None:
+                x[i] = self._feature_row(req.features, where)
+                as_of[i], sources[i] = _utc(req.as_of), "features"
+            else:
+                pending_events.append(i)
+                sources[i] = "events"
+        if pending_events:
+            self._from_events(requests, pending_events, x, ids, as_of, prefix)
+        return _Rows(x, ids, as_of, sources, list(requests))
+
+    def _looked_up(self, customer_id: str, where: str) -> tuple[FloatArray, datetime]:
+        if self.lookup is None:
+            raise RequestError(
+                404,
+                "no_lookup_table",
+                "this service has no customer lookup table; send events or features instead "
+                "(start it with `lifecycle serve --events` or LIFECYCLE_LOOKUP)",
+                [(f"{where}customer_id", "no lookup table loaded")],
+            )
+        row = self.lookup.index.get(customer_id)
+        if row is None:
+            raise RequestError(
+                404,
+                "unknown_customer",
+                "this customer is not in the lookup table (the last batch scoring); send the "
+                "customer's events to score a new customer",
+                [(f"{where}customer_id", "unknown customer")],
+            )
+        return self.lookup.x[row], self.lookup.cutoff.to_pydatetime()
+
+    def _feature_row(self, values: Mapping[str, float | None], where: str) -> FloatArray:
+        problems: list[tuple[str, str]] = []
+        missing = [name for name in self.feature_names if name not in values]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            problems.append((f"{where}features", f"missing {len(missing)} feature(s): {shown}"))
+        for name in values:
+            if name not in self._position:
+                problems.append((f"{where}features.{name}", "not a feature of the models"))
+        row = np.full(len(self.feature_names), np.nan)
+        for name, value in values.items():
+            pos = self._position.get(name)
+            if pos is None:
+                continue
+            problem = self._check_value(name, value)
+            if problem:
+                problems.append((f"{where}features.{name}", problem))
+            elif value is not None:
+                row[pos] = value
+        if problems:
+            raise RequestError(
+                422, "invalid_features", "the feature row does not fit the models", problems
+            )
+        return row
+
+    def _check_value(self, name: str, value: float | None) -> str | None:
+        if value is None:
+            return None if name in self.nullable else "may not be null"
+        if name in self._integer and value != int(value):
+            return "must be a whole number"
+        if name == "stage_code" and not 0 <= value < len(STAGES):
+            return f"must be 0-{len(STAGES) - 1}"
+        if name.startswith("rfm_") and not 0 <= value <= self.lifecycle.rfm.bins:
+            return f"must be 0-{self.lifecycle.rfm.bins}"
+        family = self._families.get(name)
+        non_negative = name.startswith("n_") or family in ("recency", "tenure", "rhythm")
+        if non_negative and value < 0:
+            return "may not be negative"
+        return None
+
+    def _from_events(
+        self,
+        requests: Sequence[PredictRequest],
+        items: list[int],
+        x: FloatArray,
+        ids: list[str | None],
+        as_of: list[datetime | None],
+        prefix: str,
+    ) -> None:
+        now = pd.Timestamp.now(tz="UTC")
+        frames, cut_of = [], {}
+        for i in items:
+            where = f"{prefix}[{i}]." if prefix else ""
+            req = requests[i]
+            cut = parse_cutoff(pd.Timestamp(req.as_of)) if req.as_of is not None else now
+            frame, customer = self._event_frame(req, where, cut, now)
+            key = f"__item{i}"  # items never share a customer, even with the same id
+            frames.append(frame.assign(customer_id=key))
+            cut_of[i] = (key, cut)
+            ids[i], as_of[i] = customer, cut.to_pydatetime()
+        events = pd.concat(frames, ignore_index=True)
+        for cut in sorted({c for _, c in cut_of.values()}):
+            keys = [key for key, c in cut_of.values() if c == cut]
+            subset = events[events["customer_id"].isin(keys)]
+            built = build_features(
+                subset,
+                cutoffs=cut,
+                config=self.lifecycle,
+                threads=1,
+                rfm_reference=self.lookup.frame if self.lookup is not None else None,
+            ).set_index("customer_id")
+            block = built[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+            for i, (key, c) in cut_of.items():
+                if c == cut:
+                    x[i] = block[built.index.get_loc(key)]
+
+    def _event_frame(
+        self, req: PredictRequest, where: str, cut: pd.Timestamp, now: pd.Timestamp
+    ) -> tuple[pd.DataFrame, str | None]:
+        events = req.events or []
+        named = {e.customer_id for e in events if e.customer_id is not None}
+        if len(named) > 1:
+            raise RequestError(
+                422,
+                "mixed_customers",
+                "the events of one request must belong to one customer",
+                [(f"{where}events", f"{len(named)} different customer_id values")],
+            )
+        customer = next(iter(named), None)
+        raw = pd.DataFrame(
+            {
+                "customer_id": "customer",
+                "event_ts": [_utc(e.event_ts) for e in events],
+                "event_type": [e.event_type for e in events],
+                "revenue": [e.revenue for e in events],
+                "currency": [e.currency for e in events],
+                "channel": [e.channel for e in events],
+                "campaign_id": [e.campaign_id for e in events],
+            }
+        )
+        result = validate_events(raw, vocabulary=self.lifecycle.vocabulary, now=now)
+        quarantine = result.quarantine
+        problems = [
+            (f"{where}events[{pos}]", str(reason))
+            for pos, reason in zip(
+                quarantine["source_row"].tolist(), quarantine["reason"].tolist(), strict=True
+            )
+        ]
+        late = np.flatnonzero(pd.to_datetime(raw["event_ts"], utc=True) >= cut)
+        problems += [
+            (f"{where}events[{int(i)}].event_ts", "at or after as_of: it cannot be used")
+            for i in late
+            if not any(p[0].startswith(f"{where}events[{int(i)}]") for p in problems)
+        ]
+        if problems:
+            problems.sort()
+            raise RequestError(
+                422, "invalid_events", "some events cannot be used; nothing was scored", problems
+            )
+        return result.events, customer
+
+    def _score(self, rows: _Rows) -> tuple[dict[str, FloatArray], dict[Task, FloatArray]]:
+        outputs: dict[str, FloatArray] = {}
+        contributions: dict[Task, FloatArray] = {}
+        explain_any = any(r.explain for r in rows.requests)
+        for task, model in self.models.items():
+            xm = rows.x if model.columns is None else rows.x[:, model.columns]
+            outputs.update(model.estimator.predict_matrix(xm, self.threads))
+            if explain_any:
+                contributions[task] = model.estimator.contributions_matrix(xm, self.threads)
+        if self.uplift is not None:
+            cols = self.uplift.columns
+            xu = rows.x if cols is None else rows.x[:, cols]
+            for offer, values in self.uplift.estimator.predict_matrix(xu).items():
+                outputs[f"uplift:{offer}"] = values
+        return outputs, contributions
+
+    def _answer(
+        self,
+        rows: _Rows,
+        i: int,
+        outputs: Mapping[str, FloatArray],
+        contributions: Mapping[Task, FloatArray],
+    ) -> dict[str, Any]:
+        req = rows.requests[i]
+        row = rows.x[i]
+        code = int(row[self._stage_col])
+        cols = {"stage_code": row[self._stage_col : self._stage_col + 1]}
+        cols["n_purchases"] = row[self._purchases_col : self._purchases_col + 1]
+        usable = {task: bool(eligible(task, cols)[0]) for task in TASKS}
+        p_next = _number(outputs["next_stage_probability"][i]) if usable["next_stage"] else None
+        churn = _number(outputs["churn_risk"][i]) if usable["churn"] else None
+        clv = {k: float(outputs[k][i]) for k in OUTPUTS["clv"]}
+        r, f, m = (int(row[c]) for c in self._rfm_cols)
+        segment = _segment_name(r, f, m, self.lifecycle.rfm.bins)
+        explanations: dict[str, dict[str, Any]] = {}
+        if req.explain:
+            for task in TASKS:
+                if usable[task]:
+                    explanations[task] = self._explanation(task, contributions[task][i], row, req)
+        predictions = {
+            "next_stage_probability": p_next,
+            "churn_risk": churn,
+            "clv": clv["clv"],
+        }
+        uplift = {
+            key.split(":", 1)[1]: float(v[i]) for key, v in outputs.items() if key[:7] == "uplift:"
+        }
+        top_drivers = {
+            outcome: explanations[task]["drivers"][0]["text"]
+            for outcome, task in OUTCOME_TASK.items()
+            if task in explanations and explanations[task]["drivers"]
+        }
+        action = recommend(
+            self.catalog,
+            stage=STAGES[code],
+            segment=segment,
+            predictions=predictions,
+            uplift=uplift or None,
+            lang=req.lang,
+            top_drivers=top_drivers,
+        ).as_dict()
+        return {
+            "customer_id": rows.customer_ids[i],
+            "as_of": rows.as_of[i],
+            "source": rows.sources[i],
+            "stage": STAGES[code],
+            "next_stage": STAGES[code + 1] if code + 1 < len(STAGES) else None,
+            "next_stage_probability": p_next,
+            "churn_risk": churn,
+            "clv": {
+                "expected": clv["clv"],
+                "p10": clv["clv_p10"],
+                "p90": clv["clv_p90"],
+                "currency": self.currency,
+                "horizon_days": self.horizon("clv"),
+            },
+            "segment": {"r": r, "f": f, "m": m, "name": segment},
+            "horizons_days": {task: self.horizon(task) for task in TASKS},
+            "next_best_action": action,
+            "explanations": explanations,
+            "model_versions": self.versions,
+        }
+
+    def _explanation(
+        self, task: Task, contrib: FloatArray, row: FloatArray, req: PredictRequest
+    ) -> dict[str, Any]:
+        model = self.models[task]
+        names = model.estimator.feature_names
+        values = row if model.columns is None else row[model.columns]
+        out = explain(
+            task,
+            contrib,
+            names,
+            values,
+            typical=self.typical,
+            top_k=req.top_k,
+            lang=req.lang,
+            currency=self.currency,
+        )
+        out["raw_output"] = float(contrib.sum())
+        out["scale"] = SCALES[task]
+        return out
+
+    # ----------------------------------------------------------------- describing
+
+    def horizon(self, task: Task) -> int:
+        """Horizon in days the task's model was trained for."""
+        value = self.models[task].info.get("horizon_days")
+        return int(value) if value is not None else 0
+
+    def model_info(self) -> dict[str, Any]:
+        """Describe the served models, features, lookup table and limits."""
+        lookup: dict[str, str | int | None] = {"source": None, "cutoff": None, "customers": 0}
+        if self.lookup is not None:
+            lookup = {
+                "source": self.lookup.source,
+                "cutoff": self.lookup.cutoff.isoformat(),
+                "customers": len(self.lookup.index),
+                "scored_with": json.dumps(self.lookup.scored_with, sort_keys=True),
+            }
+        return {
+            "alias": self.alias,
+            "models": {
+                task: {"name": m.name, "version": m.version, "run_id": m.run_id, **m.info}
+                for task, m in self.models.items()
+            },
+            "feature_names": self.feature_names,
+            "nullable_features": sorted(self.nullable),
+            "event_types": list(self.lifecycle.vocabulary),
+            "lookup": lookup,
+            "max_batch": self.max_batch,
+            "uplift": (
+                {"name": self.uplift.name, "version": self.uplift.version}
+                if self.uplift is not None
+                else None
+            ),
+            "currency": self.currency,
+        }
+
+
+# --------------------------------------------------------------------- helpers
+
+
+@functools.lru_cache(maxsize=4096)
+def _segment_name(r: int, f: int, m: int, bins: int) -> str:
+    return str(rfm_segment(np.array([r]), np.array([f]), np.array([m]), bins)[0])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def _load_version(
+    client: Any, task: Task, name: str, alias: str
+) -> tuple[Any, Estimator, LifecycleConfig, dict[str, Any]]:
+    """Resolve ``name@alias``, load that version, check its signature; return its config."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise ServiceError(
+            f"no version of {name} holds the alias {alias!r}; train and promote first "
+            "(`lifecycle train`, `lifecycle promote`)"
+        ) from exc
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
+    estimator = model.unwrap_python_model().estimator
+    if not isinstance(estimator, LifecycleClassifier | ClvRegressor) or estimator.task != task:
+        raise ServiceError(f"{name} v{version.version} is not a {task} model")
+    schema = model.metadata.get_input_schema()
+    if schema is None or schema.input_names() != list(estimator.feature_names):
+        raise ServiceError(
+            f"{name} v{version.version}: its signature does not list the features the "
+            "model was fitted on"
+        )
+    doubles = {str(t) for t in schema.input_types()}
+    if doubles != {"double"} and doubles != {"DataType.double"}:
+        raise ServiceError(f"{name} v{version.version}: signature inputs must all be double")
+    run = _run_artifacts(version.run_id)
+    lifecycle = LifecycleConfig.model_validate(run["config"].get("lifecycle") or {})
+    return version, estimator, lifecycle, _model_info(task, run["summary"], version)
+
+
+def _run_artifacts(run_id: str) -> dict[str, Any]:
+    """Read the training run's ``config.yaml`` and ``summary.json``."""
+    import mlflow
+
+    config = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")
+    summary = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="summary.json")
+    return {
+        "config": yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {},
+        "summary": json.loads(Path(summary).read_text(encoding="utf-8")),
+    }
+
+
+def _model_info(task: Task, summary: Mapping[str, Any], version: Any) -> dict[str, Any]:
+    block = summary.get("tasks", {}).get(task, {})
+    overall = block.get("metrics", {}).get("model", {}).get("overall", {})
+    cutoffs = block.get("cutoffs", {})
+    return {
+        "horizon_days": block.get("horizon_days"),
+        "protocol": block.get("protocol"),
+        "trained_on": list(cutoffs.get("train", [])),
+        "validated_on": cutoffs.get("valid"),
+        "evaluated_on": cutoffs.get("eval"),
+        "metrics": {
+            k: float(overall[k])
+            for k in HEADLINE_METRICS[task]
+            if isinstance(overall.get(k), float)
+        },
+    }
+
+
+def _load_uplift(client: Any, alias: str) -> tuple[Any, Any] | None:
+    """Return the uplift model version holding ``alias`` and its estimator, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(UPLIFT_NAME, alias)
+    except MlflowException:
+        return None
+    model = mlflow.pyfunc.load_model(f"models:/{UPLIFT_NAME}/{version.version}")
+    return version, model.unwrap_python_model().estimator
+
+
+def _columns(
+    model_features: Sequence[str], all_features: Sequence[str], version: Any
+) -> npt.NDArray[np.intp] | None:
+    position = {name: i for i, name in enumerate(all_features)}
+    unknown = [name for name in model_features if name not in position]
+    if unknown:
+        raise ServiceError(
+            f"{version.name} v{version.version} uses features its lifecycle config does not "
+            f"define: {', '.join(unknown[:5])}"
+        )
+    if list(model_features) == list(all_features):
+        return None
+    return np.array([position[name] for name in model_features], dtype=np.intp)
+
+
+def nullable_features(config: LifecycleConfig) -> frozenset[str]:
+    """Features that can be missing: those missing for a visitor or a one-time buyer.
+
+    Derived from the feature definitions themselves (two tiny customers built at a cutoff),
+    so a new definition never needs a list updated here.
+    """
+    ts = pd.Timestamp("2024-01-01", tz="UTC")
+    probe = pd.DataFrame(
+        {
+            "customer_id": ["visitor", "buyer", "buyer"],
+            "event_ts": [ts, ts, ts + pd.Timedelta(days=1)],
+            "event_type": [config.vocabulary[0], config.vocabulary[0], _purchase_type(config)],
+            "revenue": [None, None, 10.0],
+            "currency": None,
+            "channel": None,
+            "campaign_id": None,
+        }
+    )
+    built = build_features(probe, cutoffs=ts + pd.Timedelta(days=2), config=config, threads=1)
+    names = feature_columns(config)
+    return frozenset(name for name in names if built[name].isna().any())
+
+
+def _purchase_type(config: LifecycleConfig) -> str:
+    events = config.stages.purchase_events
+    return events[0] if events else config.vocabulary[-1]
+
+
+def typical_values(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
+    """Median of each feature over the lookup table (missing values left out)."""
+    medians = frame[list(names)].median(numeric_only=True, skipna=True)
+    return {str(name): float(v) for name, v in medians.items() if pd.notna(v)}
+
+
+def load_lookup(path: str | Path, feature_names: Sequence[str]) -> Lookup:
+    """Load the Parquet of ``lifecycle score`` as the lookup table.
+
+    Raises
+    ------
+    ServiceError
+        When the file is missing, lacks features the models use, or holds several cutoffs.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ServiceError(
+            f"lookup table {path} does not exist; write it with `lifecycle score --out {path}`"
+        )
+    frame = pd.read_parquet(path)
+    return _lookup_from_frame(frame, feature_names, str(path))
+
+
+def build_lookup(
+    events: str | Path | pd.DataFrame, config: LifecycleConfig, *, cutoff: str | None = None
+) -> Lookup:
+    """Build the lookup table from canonical events (features at ``cutoff``)."""
+    from features.build import event_time_range
+
+    if cutoff is None:
+        last = event_time_range(events)[1]
+        cut = (last + pd.Timedelta(days=1)).normalize()
+    else:
+        cut = parse_cutoff(cutoff)
+    frame = build_features(events, cutoffs=cut, config=config)
+    source = str(events) if not isinstance(events, pd.DataFrame) else "events in memory"
+    return _lookup_from_frame(frame, feature_columns(config), source)
+
+
+def _lookup_from_frame(frame: pd.DataFrame, feature_names: Sequence[str], source: str) -> Lookup:
+    missing = [c for c in ("customer_id", "cutoff", *feature_names) if c not in frame.columns]
+    if missing:
+        raise ServiceError(
+            f"lookup table {source} lacks {len(missing)} column(s) the models need "
+            f"({', '.join(missing[:5])}); rewrite it with `lifecycle score`"
+        )
+    cutoffs = frame["cutoff"].unique()
+    if len(cutoffs) != 1:
+        raise ServiceError(f"lookup table {source} holds {len(cutoffs)} cutoffs; it needs one")
+    if frame["customer_id"].duplicated().any():
+        raise ServiceError(f"lookup table {source} lists a customer twice")
+    ids = frame["customer_id"].astype(str).tolist()
+    scored = {}
+    if "model_versions" in frame.columns and len(frame):
+        scored = json.loads(str(frame["model_versions"].iloc[0]))
+    return Lookup(
+        source=source,
+        cutoff=parse_cutoff(cutoffs[0]),
+        index={cid: i for i, cid in enumerate(ids)},
+        x=frame[list(feature_names)].to_numpy(dtype=np.float64, na_value=np.nan),
+        frame=frame.reset_index(drop=True),
+        scored_with=scored,
+    )

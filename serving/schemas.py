@@ -1,0 +1,261 @@
+"""Request and response models of the prediction API (pydantic; published in the OpenAPI).
+
+Requests are strict: unknown fields, wrong JSON types (a string for a number, a number for a
+flag), NaN and infinities are refused, and every refusal names the field. Responses are plain
+models whose list fields default to empty lists (never ``null``), which typed clients rely on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+Lang = Literal["en", "ko"]
+Source = Literal["lookup", "events", "features"]
+
+MAX_ID_LENGTH = 200
+MAX_EVENTS = 10_000
+
+
+def _iso_text(value: Any) -> Any:
+    # Lax datetime parsing would read a number as seconds since 1970: only text is a time.
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 date or time string")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class EventIn(_Strict):
+    """One raw event of the customer, in the canonical event shape."""
+
+    customer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="Optional; when given, every event must name the same customer.",
+    )
+    event_ts: IsoTime = Field(
+        strict=False,
+        description="ISO 8601 time or date; a time without a zone is read as UTC.",
+    )
+    event_type: str = Field(
+        min_length=1,
+        max_length=100,
+        description="One of the event types of the lifecycle config the models were trained with.",
+    )
+    revenue: float | None = Field(None, description="Amount of a purchase or refund.")
+    currency: str | None = Field(None, max_length=10)
+    channel: str | None = Field(None, max_length=100)
+    campaign_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+
+
+class PredictRequest(_Strict):
+    """Score one customer, given exactly one of ``customer_id``, ``events`` or ``features``."""
+
+    customer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="A customer of the lookup table (the last batch scoring).",
+        examples=["C0000001"],
+    )
+    events: list[EventIn] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_EVENTS,
+        description="The raw events of a customer the service has not seen; features are "
+        "computed on the spot with the same definitions as training.",
+    )
+    features: dict[str, float | None] | None = Field(
+        None,
+        description="A ready feature row: every model feature by name (see model_info); "
+        "null only where a feature can be missing (e.g. days since the last purchase of "
+        "a customer who never bought).",
+    )
+    as_of: IsoTime | None = Field(
+        None,
+        strict=False,
+        description="For events and features: the time the prediction is for (default: "
+        "now for events; the response's as_of is null for features without it). Events "
+        "must be before it.",
+    )
+    explain: bool = Field(True, description="Add the top drivers of each prediction.")
+    top_k: int = Field(5, ge=1, le=20, description="Drivers per prediction.")
+    lang: Lang = Field("en", description="Language of the sentences and action names.")
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> PredictRequest:
+        given = [k for k in ("customer_id", "events", "features") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(
+                f"give exactly one of customer_id, events or features (found: {found})"
+            )
+        if self.as_of is not None and self.customer_id is not None:
+            raise ValueError(
+                "as_of applies to events and features; a looked-up customer is scored "
+                "as of the lookup table's cutoff"
+            )
+        return self
+
+
+class BatchRequest(_Strict):
+    """Several predictions in one call; each item has the shape of a /predict request."""
+
+    items: list[PredictRequest] = Field(
+        min_length=1, description="At most the configured batch limit (model_info)."
+    )
+
+
+class Driver(BaseModel):
+    """One feature's push on a prediction (a SHAP value) and a sentence saying so."""
+
+    feature: str
+    value: float | None = Field(description="The customer's value (null: missing).")
+    contribution: float = Field(
+        description="SHAP value on the model's raw scale (log-odds, or log of the value)."
+    )
+    direction: Literal["up", "down"]
+    text: str
+
+
+class Explanation(BaseModel):
+    """Tree SHAP of one prediction: base value plus contributions equals the raw output."""
+
+    base_value: float
+    raw_output: float = Field(description="Base value plus every feature's contribution.")
+    scale: Literal["log_odds", "log_value"]
+    drivers: list[Driver] = Field(default_factory=list)
+
+
+class Clv(BaseModel):
+    """Expected revenue over the CLV horizon with its P10-P90 interval."""
+
+    expected: float
+    p10: float
+    p90: float
+    currency: str
+    horizon_days: int
+
+
+class Segment(BaseModel):
+    """RFM scores (1-5; 0 = no purchase yet) and the named segment."""
+
+    r: int
+    f: int
+    m: int
+    name: str
+
+
+class Alternative(BaseModel):
+    """A runner-up action."""
+
+    action: str
+    name: str
+    expected_value: float
+    effect_source: Literal["assumed", "estimated"]
+
+
+class NextBestAction(BaseModel):
+    """The action with the highest expected value, why, and the next two."""
+
+    action: str
+    name: str
+    expected_value: float
+    effect: float
+    effect_source: Literal["assumed", "estimated"] = Field(
+        description="assumed: the catalog's effect; estimated: uplift learnt from campaigns "
+        "with a control group."
+    )
+    outcome: str
+    reason: str
+    alternatives: list[Alternative] = Field(default_factory=list)
+
+
+class PredictResponse(BaseModel):
+    """Everything the service predicts for one customer, and which models said it."""
+
+    customer_id: str | None
+    as_of: datetime | None
+    source: Source
+    stage: str
+    next_stage: str | None
+    next_stage_probability: float | None = Field(
+        description="Probability of reaching the next stage within its horizon; null at "
+        "the last stage."
+    )
+    churn_risk: float | None = Field(
+        description="Probability of no purchase within the churn horizon; null for a "
+        "customer who never bought."
+    )
+    clv: Clv
+    segment: Segment
+    horizons_days: dict[str, int]
+    next_best_action: NextBestAction
+    explanations: dict[str, Explanation] = Field(
+        default_factory=dict,
+        description="Per prediction (next_stage, churn, clv) when explain is true.",
+    )
+    model_versions: dict[str, str]
+
+
+class BatchResponse(BaseModel):
+    """One response per item, in order."""
+
+    items: list[PredictResponse] = Field(default_factory=list)
+    model_versions: dict[str, str]
+
+
+class ModelInfoRequest(_Strict):
+    """model_info takes no parameters (an empty JSON object, or no body)."""
+
+
+class ServedModelInfo(BaseModel):
+    """One served model: registry version, training period and headline metrics."""
+
+    name: str
+    version: str
+    run_id: str
+    horizon_days: int | None
+    protocol: str | None
+    trained_on: list[str] = Field(default_factory=list, description="Training cutoffs.")
+    validated_on: str | None
+    evaluated_on: str | None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ModelInfo(BaseModel):
+    """What the service serves."""
+
+    alias: str
+    models: dict[str, ServedModelInfo]
+    feature_names: list[str] = Field(default_factory=list)
+    nullable_features: list[str] = Field(default_factory=list)
+    event_types: list[str] = Field(default_factory=list)
+    lookup: dict[str, str | int | None]
+    max_batch: int
+    uplift: dict[str, str] | None
+    currency: str
+
+
+class FieldError(BaseModel):
+    """One problem with the request."""
+
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx answer: a code, a sentence, and the fields at fault."""
+
+    error: str
+    message: str
+    fields: list[FieldError] = Field(default_factory=list)

@@ -1,0 +1,148 @@
+"""The BentoML prediction service: ``bentoml serve`` from the project root, or ``lifecycle serve``.
+
+Endpoints (JSON; schemas in :mod:`serving.schemas`, published at ``/docs.json``):
+
+- ``POST /predict``: one customer by ``customer_id``, raw ``events`` or a ``features`` row;
+- ``POST /predict_batch``: up to ``LIFECYCLE_MAX_BATCH`` items, the same answers as one by one;
+- ``POST /model_info`` (and ``GET /model_info``): served versions, training period, headline
+  metrics, the feature list and the limits;
+- BentoML's ``/livez``, ``/readyz`` and ``/metrics``.
+
+The worker loads the models in a background thread: ``/readyz`` answers 503 until the champion
+models are loaded, their signatures checked against the feature list, the lookup table loaded
+(or built from events) and one full prediction made. Latency settings, measured on a 2-core
+machine (see docs/serving.md): handlers are ``async`` (no thread hand-off per request; the model
+calls take milliseconds and one worker per core keeps the cores busy), the traffic timeout is
+short, and after warm-up the garbage collector freezes the start-up heap so a collection never
+walks the loaded libraries.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from typing import Any
+
+import bentoml
+from pydantic_core import to_json
+from starlette.requests import Request
+from starlette.responses import Response
+
+from serving.engine import Engine, RequestError
+from serving.guard import RUNTIME, STATE_KEY, RequestGuard
+from serving.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ModelInfo,
+    ModelInfoRequest,
+    PredictRequest,
+    PredictResponse,
+)
+
+log = logging.getLogger("lifecycle.serving")
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(to_json(payload), status_code=status, media_type="application/json")
+
+
+def _error(exc: RequestError, context: bentoml.Context) -> Response:
+    # BentoML sets the status of an API with a context parameter from the context.
+    context.response.status_code = exc.status
+    return _json(exc.body(), exc.status)
+
+
+def _load(runtime: Any) -> None:
+    """Load, check and warm the engine; record the failure instead of raising."""
+    settings = runtime.settings
+    try:
+        engine = Engine.load(
+            tracking_uri=settings.tracking_uri,
+            alias=settings.alias,
+            names=settings.model_names,
+            lookup=settings.lookup,
+            events=settings.events,
+            cutoff=settings.cutoff,
+            actions=settings.actions,
+            currency=settings.currency,
+            max_batch=settings.max_batch,
+            use_uplift=settings.uplift,
+        )
+        engine.warm_up()
+    except Exception as exc:  # any failure keeps the worker not-ready, with the reason
+        runtime.failure = f"the service could not start: {exc}"
+        log.error("%s", runtime.failure)
+        return
+    finally:
+        runtime.loading.set()
+    # Freeze what start-up allocated (libraries, models, lookup table): later collections
+    # only walk objects created by requests, which keeps GC pauses out of the tail latency.
+    gc.collect()
+    gc.freeze()
+    runtime.engine = engine
+    log.info(
+        "serving %s; lookup table: %s customers",
+        ", ".join(f"{n} v{v}" for n, v in engine.versions.items()),
+        len(engine.lookup.index) if engine.lookup else 0,
+    )
+
+
+@bentoml.service(
+    name="lifecycle",
+    workers=1,
+    traffic={"timeout": 10},
+    http={"host": "127.0.0.1", "port": 3000},
+    logging={"access": {"enabled": False}},
+)
+class LifecycleService:
+    """Stage, next-stage probability, churn risk, CLV, segment, explanations and next action."""
+
+    def __init__(self) -> None:
+        self.runtime = RUNTIME
+        self.runtime.engine, self.runtime.failure = None, None
+        self.runtime.loading.clear()
+        threading.Thread(target=_load, args=(self.runtime,), daemon=True).start()
+
+    def __is_ready__(self) -> bool:
+        """Ready once the engine is loaded, checked and warmed up."""
+        return self.runtime.engine is not None
+
+    def __is_alive__(self) -> bool:
+        """Alive unless start-up failed (a restart is then the way out)."""
+        return self.runtime.failure is None
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
+    async def predict(self, context: bentoml.Context, **fields: Any) -> PredictResponse:
+        """Predict for one customer: given by id, by raw events, or by a feature row."""
+        request = _validated(context.request, PredictRequest, fields)
+        try:
+            answer = self.runtime.engine.predict([request])[0]
+        except RequestError as exc:
+            return _error(exc, context)  # type: ignore[return-value]
+        return _json(answer)  # type: ignore[return-value]
+
+    @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
+    async def predict_batch(self, context: bentoml.Context, **fields: Any) -> BatchResponse:
+        """Predict for several customers at once; each item is a /predict request."""
+        request = _validated(context.request, BatchRequest, fields)
+        engine = self.runtime.engine
+        try:
+            answers = engine.predict(request.items)
+        except RequestError as exc:
+            return _error(exc, context)  # type: ignore[return-value]
+        return _json({"items": answers, "model_versions": engine.versions})  # type: ignore[return-value]
+
+    @bentoml.api(route="/model_info", input_spec=ModelInfoRequest, output_spec=ModelInfo)
+    async def model_info(self) -> ModelInfo:
+        """Describe the served versions, training period, headline metrics and features."""
+        return _json(self.runtime.engine.model_info())  # type: ignore[return-value]
+
+
+def _validated(request: Request, model: type[Any], fields: dict[str, Any]) -> Any:
+    """Return the request the guard validated, else one rebuilt from BentoML's fields."""
+    parsed = request.scope.get("state", {}).get(STATE_KEY)
+    return parsed if isinstance(parsed, model) else model.model_validate(fields)
+
+
+LifecycleService.add_asgi_middleware(RequestGuard)  # type: ignore[attr-defined]

@@ -1,0 +1,462 @@
+"""Driver sentences: every feature in both languages, order and top_k, strength words, no claims
+of cause, fallbacks for unknown names, and speed."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+import numpy as np
+import pytest
+
+from features.config import FeatureSettings, LifecycleConfig
+from features.definitions import feature_definitions
+from serving.explain import (
+    FAMILY_LABELS,
+    LANGS,
+    RFM_FEATURES,
+    STAGE_NAMES,
+    STRENGTH_THRESHOLDS,
+    TASK_LABELS,
+    TASKS,
+    Lang,
+    Task,
+    describe_driver,
+    explain,
+    strength,
+)
+
+
+def model_features(config: LifecycleConfig | None = None) -> list[str]:
+    defs = feature_definitions(config or LifecycleConfig())
+    return [f.name for f in defs if not f.internal] + list(RFM_FEATURES)
+
+
+FEATURES = model_features()
+EN_CAUSAL = re.compile(
+    r"\b(because|cause[sd]?|causing|due to|leads? to|led to|results? in|thanks to)\b", re.I
+)
+KO_CAUSAL = ("때문", "원인", "인해", "덕분", "탓", "초래", "유발")
+NAN_WORD = re.compile(r"\bnan\b", re.I)
+
+
+def distinct_contributions(n: int, base: float = -1.5) -> np.ndarray:
+    """Non-zero, all different, alternating in sign, so every feature is a driver."""
+    c = np.array([(0.01 + 0.001 * i) * (1 if i % 2 else -1) for i in range(n)])
+    return np.append(c, base)
+
+
+def assert_clean(text: str) -> None:
+    assert text, "empty sentence"
+    assert "{" not in text and "}" not in text, text
+    assert not NAN_WORD.search(text), text
+    assert "inf" not in text.lower().split(), text
+    assert text.endswith("."), text
+
+
+def assert_not_causal(text: str) -> None:
+    assert not EN_CAUSAL.search(text), text
+    assert not any(word in text for word in KO_CAUSAL), text
+
+
+# ------------------------------------------------------------------------------ every feature
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("case", ["finite", "nan", "no_typical", "nan_typical"])
+def test_explain_renders_every_feature_in_both_languages(lang: Lang, case: str) -> None:
+    n = len(FEATURES)
+    value = math.nan if case == "nan" else 777.0
+    if case == "no_typical":
+        typical: dict[str, float | None] = {}
+    elif case == "nan_typical":
+        typical = {name: math.nan for name in FEATURES}
+    else:
+        typical = dict.fromkeys(FEATURES, 2.0)
+    out = explain(
+        "churn",
+        distinct_contributions(n),
+        FEATURES,
+        np.full(n, value),
+        typical=typical,
+        top_k=n,
+        lang=lang,
+    )
+    assert sorted(d["feature"] for d in out["drivers"]) == sorted(FEATURES)
+    compare = "typical customer" if lang == "en" else "일반적인 고객"
+    for driver in out["drivers"]:
+        text = driver["text"]
+        assert_clean(text)
+        assert_not_causal(text)
+        if case == "nan":
+            assert driver["value"] is None
+            assert "777" not in text, text  # the missing wording, not a number
+        else:
+            assert driver["value"] == 777.0
+        if case != "finite":
+            assert compare not in text, text  # no comparison without a usable typical value
+        elif driver["feature"] != "days_since_last_purchase":
+            assert compare in text, text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_korean_sentences_are_korean(lang: Lang) -> None:
+    text = describe_driver("clv", "n_visit_30d", 4.0, 0.2, typical=1.0, lang=lang)
+    hangul = re.search(r"[가-힣]", text) is not None
+    assert hangul == (lang == "ko")
+
+
+def test_every_feature_of_another_config_renders() -> None:
+    config = LifecycleConfig(
+        vocabulary=("visit", "purchase", "wishlist_add", "signup", "refund"),
+        features=FeatureSettings(windows_days=(14, 60), channels=("tiktok", "email")),
+    )
+    names = model_features(config)
+    assert {"n_events_14d", "n_wishlist_add_30d", "n_channel_tiktok"} <= set(names)
+    for lang in LANGS:
+        out = explain(
+            "next_stage",
+            distinct_contributions(len(names)),
+            names,
+            np.full(len(names), 5.0),
+            typical=dict.fromkeys(names, 1.0),
+            top_k=len(names),
+            lang=lang,
+            config=config,
+        )
+        texts = {d["feature"]: d["text"] for d in out["drivers"]}
+        for text in texts.values():
+            assert_clean(text)
+        if lang == "en":
+            assert texts["n_events_14d"].startswith("The customer had 5 events in the last 14 days")
+            assert texts["n_wishlist_add"].startswith("The customer has 5 'wishlist add' events")
+            assert texts["n_channel_tiktok"].startswith("The customer has 5 events on the 'tiktok'")
+        else:
+            assert texts["n_events_14d"].startswith("최근 14일 활동 건수는 5건입니다")
+
+
+# ------------------------------------------------------------------------------ order, top_k
+
+
+NAMES = ["n_events", "revenue_total", "days_since_last_purchase", "stage_code", "rfm_r"]
+
+
+def test_explain_orders_by_size_with_ties_in_feature_order_and_skips_zeros() -> None:
+    contrib = [0.2, -0.5, 0.0, 0.5, -0.2, -1.0]
+    out = explain("churn", contrib, NAMES, [3, 120.0, 10, 2, 4], typical={}, top_k=10)
+    assert out["base_value"] == -1.0
+    drivers = out["drivers"]
+    assert [d["feature"] for d in drivers] == ["revenue_total", "stage_code", "n_events", "rfm_r"]
+    assert [d["direction"] for d in drivers] == ["down", "up", "up", "down"]
+    assert [d["contribution"] for d in drivers] == [-0.5, 0.5, 0.2, -0.2]
+    assert [d["value"] for d in drivers] == [120.0, 2.0, 3.0, 4.0]
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_explain_keeps_at_most_top_k(top_k: int) -> None:
+    contrib = [0.2, -0.5, 0.1, 0.4, -0.3, 0.7]
+    out = explain("clv", contrib, NAMES, np.ones(5), typical={}, top_k=top_k)
+    expected = ["revenue_total", "stage_code", "rfm_r"][:top_k]
+    assert [d["feature"] for d in out["drivers"]] == expected
+    assert out["base_value"] == 0.7
+
+
+def test_explain_with_only_zero_or_nan_contributions_has_no_drivers() -> None:
+    contrib = [0.0, math.nan, 0.0, -0.0, 0.0, 2.5]
+    out = explain("next_stage", contrib, NAMES, np.ones(5), typical={})
+    assert out == {"base_value": 2.5, "drivers": []}
+
+
+def test_explain_value_is_none_when_missing_or_infinite() -> None:
+    out = explain(
+        "churn", [0.3, 0.2, 0.0], ["n_events", "revenue_total"], [math.nan, math.inf], typical={}
+    )
+    assert [d["value"] for d in out["drivers"]] == [None, None]
+    for d in out["drivers"]:
+        assert_clean(d["text"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "ltv"}, "unknown task"),
+        ({"lang": "fr"}, "unknown language"),
+        ({"top_k": 0}, "top_k"),
+        ({"contributions": [0.1, 0.2]}, "contributions"),
+        ({"values": [1.0]}, "values"),
+    ],
+)
+def test_explain_rejects_bad_arguments(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {
+        "task": "churn",
+        "contributions": [0.1, 0.2, 0.0],
+        "feature_names": ["n_events", "revenue_total"],
+        "values": [1.0, 2.0],
+        "typical": {},
+        **kwargs,
+    }
+    with pytest.raises(ValueError, match=message):
+        explain(**args)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ the spec's shape
+
+
+def test_days_since_last_purchase_against_the_customers_own_rhythm() -> None:
+    names = ["days_since_last_purchase", "n_purchases", "mean_purchase_gap_days"]
+    contrib = [0.9, 0.1, 0.05, -2.0]
+    values = [94.2, 5, 21.4]
+    typical = {"days_since_last_purchase": 30.0}
+    en = explain("churn", contrib, names, values, typical=typical, top_k=1)["drivers"][0]["text"]
+    ko = explain("churn", contrib, names, values, typical=typical, top_k=1, lang="ko")
+    assert en == (
+        "Last purchase was 94 days ago; this customer usually buys every 21 days. "
+        "This strongly raises the predicted churn risk."
+    )
+    assert ko["drivers"][0]["text"] == (
+        "마지막 구매는 94일 전입니다. 이 고객은 보통 21일마다 구매합니다. "
+        "이 점이 이탈 위험을 크게 높입니다."
+    )
+
+
+@pytest.mark.parametrize("gap", [math.nan, None])
+def test_days_since_last_purchase_falls_back_to_the_typical_customer(gap: float | None) -> None:
+    names = ["days_since_last_purchase"] + ([] if gap is None else ["mean_purchase_gap_days"])
+    values = [94.0] + ([] if gap is None else [gap])
+    contrib = [0.3] + [0.0] * (len(names) - 1) + [-2.0]
+    typical = {"days_since_last_purchase": 30.0}
+    en = explain("churn", contrib, names, values, typical=typical)["drivers"][0]["text"]
+    ko = explain("churn", contrib, names, values, typical=typical, lang="ko")["drivers"][0]
+    assert en == (
+        "Last purchase was 94 days ago; for a typical customer it is 30 days. "
+        "This moderately raises the predicted churn risk."
+    )
+    assert ko["text"] == (
+        "마지막 구매는 94일 전입니다. 일반적인 고객의 경우 30일 전입니다. "
+        "이 점이 이탈 위험을 어느 정도 높입니다."
+    )
+
+
+def test_missing_last_purchase_says_no_purchase_yet() -> None:
+    names = ["days_since_last_purchase", "mean_purchase_gap_days"]
+    contrib, values = [0.6, 0.0, -2.0], [math.nan, math.nan]
+    typical = {"days_since_last_purchase": 30.0}
+    en = explain("churn", contrib, names, values, typical=typical)
+    ko = explain("churn", contrib, names, values, typical=typical, lang="ko")
+    assert en["drivers"][0]["text"] == (
+        "No purchase yet. This strongly raises the predicted churn risk."
+    )
+    assert (
+        ko["drivers"][0]["text"] == "아직 구매 이력이 없습니다. 이 점이 이탈 위험을 크게 높입니다."
+    )
+
+
+# ------------------------------------------------------------------------------ numbers in words
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "typical", "en", "ko"),
+    [
+        ("revenue_total", 1234.5, 300.0, "Total spend is 1,234.50 USD", "1,234.50 USD입니다"),
+        ("n_purchases", 3.0, 1.0, "has made 3 purchases in total", "누적 구매 횟수는 3회입니다"),
+        ("n_purchases_30d", 1.0, 2.0, "made 1 purchase in the last 30 days", "1회입니다"),
+        ("n_events", 12345.0, 20.0, "has 12,345 events in total", "12,345건입니다"),
+        ("days_since_last_event", 6.6, 3.2, "was 7 days ago", "7일 전입니다"),
+        ("purchase_gap_ratio", 3.24, 1.0, "is 3.2 times the usual gap", "평소 구매 간격의 3.2배"),
+        ("rfm_r", 2.0, 3.0, "R score 2 of 5", "R 점수 5점 중 2점"),
+        ("days_in_stage", 40.0, 25.0, "In the current stage for 40 days", "들어온 지 40일이"),
+        ("refund_rate", 0.25, 0.0, "Refunds equal 25% of purchases", "환불 비율은 25%입니다"),
+        ("var_purchase_gap_days", 144.0, 16.0, "varies by about 12 days", "편차는 약 12일"),
+        ("purchase_trend_30d", -2.0, 0.0, "had 2 fewer purchases", "변화는 -2회입니다"),
+        ("revenue_trend_30d", 50.0, 0.0, "had 50.00 USD more revenue", "+50.00 USD입니다"),
+        ("activity_trend_30d", 0.0, 1.0, "had the same number of events", "변화는 0건입니다"),
+    ],
+)
+def test_values_are_quoted_in_their_units(
+    feature: str, value: float, typical: float, en: str, ko: str
+) -> None:
+    assert en in describe_driver("clv", feature, value, 0.2, typical=typical)
+    assert ko in describe_driver("clv", feature, value, 0.2, typical=typical, lang="ko")
+
+
+def test_money_follows_the_currency() -> None:
+    assert "12,000 KRW" in describe_driver("clv", "revenue_90d", 12000.4, 0.2, currency="KRW")
+    assert "-5.00 EUR" in describe_driver("clv", "net_revenue_total", -5.0, 0.2, currency="EUR")
+    assert "is 7.50;" in describe_driver("clv", "revenue_7d", 7.5, 0.2, typical=1, currency=None)
+
+
+@pytest.mark.parametrize("code", range(5))
+def test_stage_code_reads_as_the_stage_name(code: int) -> None:
+    en = describe_driver("next_stage", "stage_code", float(code), 0.3, typical=1.0)
+    ko = describe_driver("next_stage", "stage_code", float(code), 0.3, typical=1.0, lang="ko")
+    assert en.startswith(f"The customer is in the {STAGE_NAMES['en'][code]} stage;")
+    assert ko.startswith(f"현재 라이프사이클 단계는 {STAGE_NAMES['ko'][code]} 단계입니다.")
+    assert "a typical customer is in the acquisition stage" in en
+    assert "일반적인 고객은 가입 단계입니다" in ko
+
+
+def test_rfm_score_zero_reads_as_no_purchase() -> None:
+    assert describe_driver("churn", "rfm_f", 0.0, 0.3, typical=2.0).startswith(
+        "No purchase yet (F score 0)."
+    )
+    assert describe_driver("churn", "rfm_f", 0.0, 0.3, lang="ko").startswith(
+        "아직 구매 이력이 없습니다(F 점수 0점)."
+    )
+
+
+# ------------------------------------------------------------------------------ strength words
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_strength_words_at_the_thresholds(task: Task) -> None:
+    low, high = STRENGTH_THRESHOLDS[task]
+    assert (low, high) == ((0.1, 0.4) if task == "clv" else (0.15, 0.5))
+    cases = [
+        (np.nextafter(low, 0.0), "slightly"),
+        (low, "moderately"),
+        (np.nextafter(high, 0.0), "moderately"),
+        (high, "strongly"),
+        (5.0, "strongly"),
+    ]
+    ko_words = {"slightly": "약간", "moderately": "어느 정도", "strongly": "크게"}
+    for size, word in cases:
+        for sign, verb, ko_verb in ((1, "raises", "높입니다"), (-1, "lowers", "낮춥니다")):
+            c = sign * float(size)
+            assert strength(task, c) == word
+            en = describe_driver(task, "n_events", 4.0, c)
+            ko = describe_driver(task, "n_events", 4.0, c, lang="ko")
+            assert en.endswith(f"This {word} {verb} the predicted {en_object(task)}."), en
+            label = TASK_LABELS[task]["ko"]
+            assert ko.endswith(
+                f"{label}{'를' if task == 'clv' else '을'} {ko_words[word]} {ko_verb}."
+            )
+
+
+def en_object(task: Task) -> str:
+    label = TASK_LABELS[task]["en"]
+    return "customer value" if task == "clv" else label.removeprefix("the ")
+
+
+# ------------------------------------------------------------------------------ no causal claims
+
+
+def test_no_sentence_claims_a_cause() -> None:
+    """Every template, both languages, every direction and strength, values and missing."""
+    n = len(FEATURES)
+    sizes = [0.05, -0.05, 0.3, -0.3, 0.9, -0.9]
+    count = 0
+    for task in TASKS:
+        for lang in LANGS:
+            for values in (np.full(n, 3.0), np.full(n, math.nan), np.zeros(n), np.full(n, -2.0)):
+                for typical in (dict.fromkeys(FEATURES, 1.0), {}):
+                    for shift in range(len(sizes)):
+                        contrib = np.array([sizes[(i + shift) % len(sizes)] for i in range(n)])
+                        out = explain(
+                            task,
+                            np.append(contrib, 0.0),
+                            FEATURES,
+                            values,
+                            typical=typical,
+                            top_k=n,
+                            lang=lang,
+                        )
+                        for driver in out["drivers"]:
+                            assert_not_causal(driver["text"])
+                            assert_clean(driver["text"])
+                            count += 1
+            for family in FAMILY_LABELS:
+                for value in (2.0, None):
+                    text = describe_driver(
+                        task,
+                        "some_new_feature",
+                        value,
+                        0.3,
+                        typical=1.0,
+                        lang=lang,
+                        family=family,
+                        description="a new measure",
+                    )
+                    assert_not_causal(text)
+                    count += 1
+    assert count > 10_000
+
+
+# ------------------------------------------------------------------------------ fallbacks
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_unknown_feature_names_fall_back_gracefully(lang: Lang) -> None:
+    names = ["basket_breadth", "n_wishlist_add", "n_channel_tiktok", "x{weird}", "", "_hidden"]
+    out = explain(
+        "clv",
+        [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
+        names,
+        [3.5, 2, 7, 1, 4, math.nan],
+        typical={"basket_breadth": 2.0},
+        top_k=10,
+        lang=lang,
+    )
+    texts = [d["text"] for d in out["drivers"]]
+    assert len(texts) == len(names)
+    for text in texts:
+        assert_clean(text)
+    if lang == "en":
+        assert texts[0].startswith("Basket breadth: 3.5; for a typical customer it is 2.")
+        assert texts[1].startswith("The customer has 2 'wishlist add' events in total")
+    else:
+        assert texts[0].startswith(
+            "'basket breadth' 지표는 3.5입니다. 일반적인 고객의 경우 2입니다."
+        )
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_LABELS))
+def test_every_family_has_a_fallback_in_both_languages(family: str) -> None:
+    for lang in LANGS:
+        text = describe_driver(
+            "churn",
+            "some_new_feature",
+            5.0,
+            -0.3,
+            typical=2.0,
+            lang=lang,
+            family=family,
+            description="a new measure",
+        )
+        assert_clean(text)
+        assert FAMILY_LABELS[family][lang] in text
+        assert "new measure" in text
+
+
+def test_a_declared_feature_of_another_family_uses_its_family() -> None:
+    text = describe_driver(
+        "clv", "n_basket", 5.0, 0.3, family="monetary", description="basket value"
+    )
+    assert text.startswith("Basket value (spend): 5.00 USD.")
+
+
+# ------------------------------------------------------------------------------ speed
+
+
+def test_explain_is_fast() -> None:
+    names = [*FEATURES, "extra_one", "extra_two"][:78]
+    assert len(names) == 78
+    rng = np.random.default_rng(0)
+    contrib = np.append(rng.normal(0, 0.3, len(names)), -1.0)
+    values = rng.integers(0, 100, len(names)).astype(float)
+    values[::7] = np.nan
+    typical = dict.fromkeys(names, 10.0)
+    for lang in LANGS:
+        explain("churn", contrib, names, values, typical=typical, lang=lang)
+    start = time.perf_counter()
+    for i in range(1000):
+        explain(
+            "churn",
+            contrib,
+            names,
+            values,
+            typical=typical,
+            top_k=5,
+            lang=LANGS[i % 2],
+        )
+    assert time.perf_counter() - start < 1.0
