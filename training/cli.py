@@ -827,12 +827,14 @@ def score(
 
 
 def _register_registry_commands() -> None:
-    """Add ``promote``, ``rollback`` (:mod:`.registry_cli`) and ``serve`` (:mod:`.serve_cli`)."""
+    """Add ``promote``, ``rollback``, ``uplift`` and ``serve`` (their own modules)."""
     from training.registry_cli import promote_command, rollback_command
     from training.serve_cli import serve_command
+    from training.uplift_cli import uplift_command
 
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
+    app.command("uplift")(uplift_command)
     app.command("serve")(serve_command)
 
 

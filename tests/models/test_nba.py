@@ -164,8 +164,7 @@ def test_recommend_at_risk_high_value_retention_customer_gets_win_back(
     # 0.10 * 0.72 * 472.25 - 3.0
     assert rec.expected_value == 31.0
     assert rec.reason == (
-        "Churn risk is 72% and 340.02 USD of value is at risk. "
-        "Top driver: days_since_last_purchase"
+        "Churn risk is 72% and 340.02 USD of value is at risk. Top driver: days_since_last_purchase"
     )
 
 

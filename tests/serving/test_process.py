@@ -1,0 +1,168 @@
+"""The service as real processes: `lifecycle serve` on a free port, and a built Bento served.
+
+Each starts a server, waits for /readyz, calls it with a real HTTP client, and stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from .conftest import World
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+KEY = "process-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """Start a server, wait until /readyz is 200, yield its URL, then stop it with SIGINT."""
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 150
+            while True:
+                assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.5)
+            yield url
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGINT)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
+
+
+def service_env(world: World) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIFECYCLE_", "BENTOML_"))}
+    env["MLFLOW_TRACKING_URI"] = world.tracking_uri
+    return env
+
+
+def check_service(url: str, customer_id: str, headers: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as http:
+        answer = http.post("/predict", json={"customer_id": customer_id})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["customer_id"] == customer_id and body["model_versions"]
+        assert body["explanations"] and body["next_best_action"]["action"]
+        assert http.post("/predict", json={"customer_id": "nobody"}).status_code == 404
+        assert (
+            http.post(
+                "/predict", content=b"{", headers={"content-type": "application/json"}
+            ).status_code
+            == 400
+        )
+        assert http.get("/livez").status_code == 200
+        metrics = http.get("/metrics")
+        assert metrics.status_code == 200 and "bentoml" in metrics.text
+
+
+def a_customer(world: World) -> str:
+    scores = pd.read_parquet(world.lookup, columns=["customer_id", "n_purchases"])
+    return str(scores[scores["n_purchases"] > 0]["customer_id"].iloc[0])
+
+
+@pytest.mark.slow
+def test_lifecycle_serve_real_process(world: World, tmp_path: Path) -> None:
+    """`lifecycle serve --events` scores the log at start-up; the key is read from the env."""
+    port = free_port()
+    env = service_env(world) | {"LIFECYCLE_API_KEY": KEY}
+    args = [str(BIN / "lifecycle"), "serve", "--events", str(world.events), "--port", str(port)]
+    args += ["--cutoff", "2025-12-01", "--tracking-uri", world.tracking_uri]
+    log = tmp_path / "serve.log"
+    with running(args, env, port, log) as url:
+        assert httpx.post(f"{url}/predict", json={"customer_id": "x"}).status_code == 401
+        check_service(url, a_customer(world), {"X-API-Key": KEY})
+        info = httpx.get(f"{url}/model_info", headers={"X-API-Key": KEY}).json()
+        assert info["lookup"]["source"] == str(world.events)
+    text = log.read_text(errors="replace")
+    assert KEY not in text and a_customer(world) not in text
+
+
+def test_lifecycle_serve_refuses_without_champions(tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'none.db'}"
+    done = subprocess.run(
+        [str(BIN / "lifecycle"), "serve", "--tracking-uri", empty],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2 and "no MLflow store" in done.stderr
+
+
+@pytest.mark.slow
+def test_bentoml_build_and_serve_the_bento(world: World, tmp_path: Path) -> None:
+    env = service_env(world) | {"BENTOML_HOME": str(tmp_path / "bentoml")}
+    built = subprocess.run(
+        [str(BIN / "bentoml"), "build", str(ROOT), "--output", "tag"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    assert tag.startswith("lifecycle:"), built.stdout
+    port = free_port()
+    env |= {"LIFECYCLE_LOOKUP": str(world.lookup)}
+    args = [str(BIN / "bentoml"), "serve", tag, "--port", str(port)]
+    with running(args, env, port, tmp_path / "bento.log") as url:
+        check_service(url, a_customer(world), {})
+
+
+def test_bento_requirements_match_the_lock() -> None:
+    """serving/requirements.txt (what a containerized Bento installs) is the locked stack."""
+    exported = subprocess.run(
+        [
+            *(
+                str(BIN / "uv"),
+                "export",
+                "--frozen",
+                "--no-dev",
+                "--no-hashes",
+                "--no-emit-project",
+            ),
+            *("--no-header", "--no-annotate", "--format", "requirements.txt", "--quiet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
+    assert (ROOT / "serving" / "requirements.txt").read_text() == exported.stdout, (
+        "serving/requirements.txt is stale: run `make bento-requirements`"
+    )
