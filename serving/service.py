@@ -94,6 +94,7 @@ def _load(runtime: Any) -> None:
     traffic={"timeout": 10},
     http={"host": "127.0.0.1", "port": 3000},
     logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": ["/predict", "/predict_batch", "/model_info"]},
 )
 class LifecycleService:
     """Stage, next-stage probability, churn risk, CLV, segment, explanations and next action."""
