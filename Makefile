@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO := demo
 DEMO_CUSTOMERS ?= 20000
 DEMO_TRIALS ?= 3
+PORT ?= 3000
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -38,7 +39,7 @@ format: $(STAMP) ## Format the code and apply safe ruff fixes
 test: lint ## Install, lint and run the whole test suite
 	$(BIN)/pytest
 
-demo: $(STAMP) ## Simulate 20,000 customers over 4 years, build features, train (3 trials), promote, score
+demo: $(STAMP) ## Simulate 20,000 customers, build features, train (3 trials), promote, learn uplift, score, serve
 	$(BIN)/lifecycle simulate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO)/sim
 	$(BIN)/lifecycle validate --events $(DEMO)/sim/events.parquet --out $(DEMO)/validated
 	$(BIN)/lifecycle features --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/features.parquet
@@ -46,8 +47,24 @@ demo: $(STAMP) ## Simulate 20,000 customers over 4 years, build features, train 
 	$(BIN)/lifecycle rfm --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01
 	$(BIN)/lifecycle train --events $(DEMO)/validated/events.parquet --truth $(DEMO)/sim/truth.parquet --trials $(DEMO_TRIALS) --report-dir $(DEMO)/reports
 	$(BIN)/lifecycle promote
+	$(BIN)/lifecycle uplift --events $(DEMO)/validated/events.parquet --campaigns $(DEMO)/sim/campaigns.parquet
 	$(BIN)/lifecycle score --events $(DEMO)/validated/events.parquet --cutoff 2026-01-01 --out $(DEMO)/scores.parquet
 	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --workers 1  (then open http://127.0.0.1:5000)"
+	@$(MAKE) --no-print-directory serve
+
+serve: $(STAMP) ## Serve the demo's champions and customers on http://127.0.0.1:$(PORT) with an API key (Ctrl-C stops)
+	@test -f $(DEMO)/scores.parquet || { echo "run make demo first" >&2; exit 1; }
+	@test -s $(DEMO)/api_key || $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))' > $(DEMO)/api_key
+	@key=$$(cat $(DEMO)/api_key); \
+	customer=$$($(BIN)/python -c 'import pandas as p; s = p.read_parquet("$(DEMO)/scores.parquet", columns=["customer_id", "n_purchases"]); print(s[s.n_purchases > 1].customer_id.iloc[0])'); \
+	example="curl -s -X POST http://127.0.0.1:$(PORT)/predict -H 'Content-Type: application/json' -H 'Authorization: Bearer $$key' -d '{\"customer_id\": \"$$customer\", \"top_k\": 3}'"; \
+	LIFECYCLE_API_KEY=$$key $(BIN)/lifecycle serve --lookup $(DEMO)/scores.parquet --port $(PORT) & pid=$$!; \
+	trap 'kill -INT $$pid 2>/dev/null; wait $$pid' INT TERM; \
+	until curl -sf http://127.0.0.1:$(PORT)/readyz >/dev/null; do kill -0 $$pid 2>/dev/null || exit 1; sleep 1; done; \
+	echo; echo "== the service is ready; this call works (API key in $(DEMO)/api_key):"; echo "$$example"; echo; \
+	eval "$$example" | $(BIN)/python -m json.tool --no-ensure-ascii | head -60; \
+	echo "   ..."; echo "== API docs: http://127.0.0.1:$(PORT)/  (OpenAPI: /docs.json). Ctrl-C stops the service."; \
+	wait $$pid
 
 bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events
 	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000
@@ -55,10 +72,16 @@ bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulat
 bench-training: $(STAMP) ## Model quality vs RFM, last-period, BG/NBD and the oracle (sim, CDNOW sample and master)
 	$(BIN)/python benchmarks/training_quality.py sim cdnow_sample cdnow --customers 20000 --trials 20
 
+bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starlette floor (needs make demo)
+	$(BIN)/python benchmarks/serving_latency.py --duration 15
+
+bento-requirements: $(STAMP) ## Refresh serving/requirements.txt (the Bento's packages) from uv.lock
+	$(BIN)/uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate --format requirements.txt --quiet > serving/requirements.txt
+
 bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs realised outcomes
 	$(BIN)/python benchmarks/simulator.py --customers 100000 1000000
 
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports
 
-.PHONY: help install lint format test demo bench-features bench-sim bench-training clean
+.PHONY: help install lint format test demo serve bench-features bench-sim bench-training bench-serving bento-requirements clean

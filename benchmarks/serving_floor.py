@@ -33,7 +33,7 @@ from serving.engine import Engine  # noqa: E402
 def build_app(engine: Engine) -> Starlette:
     """Return the floor app over a loaded engine (its models and lookup table only)."""
     lookup = engine.lookup
-    assert lookup is not None  # noqa: S101
+    assert lookup is not None
 
     def score(rows: np.ndarray) -> list[dict[str, Any]]:
         x = lookup.x[rows]

@@ -56,12 +56,13 @@ HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
     "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "ece"),
     "clv": ("mae", "rmse", "normalized_gini", "spearman", "interval_coverage"),
 }
-# The explanation whose top driver an action's reason cites.
-OUTCOME_TASK: dict[str, Task] = {
-    "next_stage": "next_stage",
-    "retention": "churn",
-    "value": "clv",
-    "none": "churn",
+# The driver an action's reason cites, per outcome: the prediction and the direction wanted
+# (a win-back cites what raises churn risk; leaving a customer alone, what lowers it).
+REASON_DRIVER: dict[str, tuple[Task, str | None]] = {
+    "next_stage": ("next_stage", None),
+    "retention": ("churn", "up"),
+    "value": ("clv", None),
+    "none": ("churn", "down"),
 }
 
 
@@ -533,9 +534,10 @@ class Engine:
             key.split(":", 1)[1]: float(v[i]) for key, v in outputs.items() if key[:7] == "uplift:"
         }
         top_drivers = {
-            outcome: explanations[task]["drivers"][0]["text"]
-            for outcome, task in OUTCOME_TASK.items()
-            if task in explanations and explanations[task]["drivers"]
+            outcome: text
+            for outcome, (task, direction) in REASON_DRIVER.items()
+            if task in explanations
+            and (text := _first_driver(explanations[task]["drivers"], direction))
         }
         action = recommend(
             self.catalog,
@@ -626,6 +628,14 @@ class Engine:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def _first_driver(drivers: Sequence[Mapping[str, Any]], direction: str | None) -> str | None:
+    """Text of the strongest driver (pushing in ``direction`` when given), or None."""
+    for driver in drivers:
+        if direction is None or driver["direction"] == direction:
+            return str(driver["text"])
+    return None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -448,6 +448,14 @@ def test_next_best_action_follows_the_policy(client: TestClient, engine: Engine)
         offer = next(a.offer for a in engine.catalog.actions if a.id == action["action"])
         assert action["effect_source"] == ("estimated" if offer else "assumed")
         assert len(action["alternatives"]) <= 2
+        if action["outcome"] == "retention" and "Top driver: " in action["reason"]:
+            cited = action["reason"].split("Top driver: ", 1)[1]
+            raising = [
+                d["text"]
+                for d in answer["explanations"]["churn"]["drivers"]
+                if d["direction"] == "up"
+            ]
+            assert cited == raising[0]  # a win-back cites what raises churn risk
 
 
 def test_model_info_and_openapi(client: TestClient, engine: Engine) -> None:
