@@ -62,3 +62,22 @@ def sqlite_database(uri: str) -> Path | None:
     if not path or path == ":memory:":
         return None
     return Path(path).absolute()
+
+
+def missing_store(uri: str) -> str | None:
+    """Return why a store cannot be read (a local SQLite file that does not exist), else None.
+
+    Reading a missing SQLite file would make MLflow create an empty store instead of failing.
+
+    Examples
+    --------
+    >>> missing_store("sqlite:////nowhere/mlflow.db").split(";")[0]
+    'no MLflow store at /nowhere/mlflow.db'
+    """
+    database = sqlite_database(uri)
+    if database is None or database.is_file():
+        return None
+    return (
+        f"no MLflow store at {database}; train and promote first "
+        "(`lifecycle train`, `lifecycle promote`) or point MLFLOW_TRACKING_URI at one"
+    )

@@ -37,7 +37,7 @@ from features.schema import STAGES
 from features.validate import validate_events
 from models.lgbm import OUTPUTS, TASKS, ClvRegressor, LifecycleClassifier, Task, eligible
 from models.nba import ActionCatalog, load_catalog, recommend
-from models.registry import REGISTERED_NAMES, UPLIFT_NAME, resolve_tracking_uri, sqlite_database
+from models.registry import REGISTERED_NAMES, UPLIFT_NAME, missing_store, resolve_tracking_uri
 from serving.explain import explain
 from serving.schemas import PredictRequest
 
@@ -64,6 +64,10 @@ REASON_DRIVER: dict[str, tuple[Task, str | None]] = {
     "value": ("clv", None),
     "none": ("churn", "down"),
 }
+
+
+BATCH_ROWS = 64
+"""From this many rows on, a call uses ``batch_threads`` LightGBM threads instead of ``threads``."""
 
 
 class RequestError(Exception):
@@ -155,6 +159,7 @@ class Engine:
     currency: str = "USD"
     max_batch: int = 1000
     threads: int = 1
+    batch_threads: int = 1
     feature_names: list[str] = field(init=False)
     nullable: frozenset[str] = field(init=False)
     typical: dict[str, float] = field(init=False)
@@ -195,6 +200,7 @@ class Engine:
         currency: str = "USD",
         max_batch: int = 1000,
         use_uplift: bool = True,
+        batch_threads: int = 1,
     ) -> Engine:
         """Load the models holding ``alias``, check them, and load or build the lookup table.
 
@@ -220,6 +226,9 @@ class Engine:
             Most items in one /predict_batch call.
         use_uplift
             Use the registered uplift model for next-best-action when one holds ``alias``.
+        batch_threads
+            LightGBM threads for calls of 64 rows or more (single rows always use one: OpenMP
+            threads competing for the cores cost more than they save on small work).
 
         Raises
         ------
@@ -231,12 +240,9 @@ class Engine:
         from mlflow.exceptions import MlflowException
 
         uri = resolve_tracking_uri(tracking_uri)
-        database = sqlite_database(uri)
-        if database is not None and not database.exists():
-            raise ServiceError(
-                f"no MLflow store at {database}; train and promote first "
-                "(`lifecycle train`, `lifecycle promote`) or set MLFLOW_TRACKING_URI"
-            )
+        problem = missing_store(uri)
+        if problem:
+            raise ServiceError(problem)
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
@@ -289,6 +295,7 @@ class Engine:
             uplift=uplift,
             currency=currency,
             max_batch=max_batch,
+            batch_threads=batch_threads,
         )
 
     # ----------------------------------------------------------------- answering
@@ -490,11 +497,12 @@ class Engine:
         outputs: dict[str, FloatArray] = {}
         contributions: dict[Task, FloatArray] = {}
         explain_any = any(r.explain for r in rows.requests)
+        threads = self.batch_threads if len(rows.requests) >= BATCH_ROWS else self.threads
         for task, model in self.models.items():
             xm = rows.x if model.columns is None else rows.x[:, model.columns]
-            outputs.update(model.estimator.predict_matrix(xm, self.threads))
+            outputs.update(model.estimator.predict_matrix(xm, threads))
             if explain_any:
-                contributions[task] = model.estimator.contributions_matrix(xm, self.threads)
+                contributions[task] = model.estimator.contributions_matrix(xm, threads)
         if self.uplift is not None:
             cols = self.uplift.columns
             xu = rows.x if cols is None else rows.x[:, cols]

@@ -68,6 +68,7 @@ def _load(runtime: Any) -> None:
             currency=settings.currency,
             max_batch=settings.max_batch,
             use_uplift=settings.uplift,
+            batch_threads=settings.batch_threads,
         )
         engine.warm_up()
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason

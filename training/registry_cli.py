@@ -57,13 +57,14 @@ def _one_line(exc: BaseException) -> str:
 
 def _client(tracking_uri: str | None) -> MlflowClient:
     """Connect to the store; a local SQLite file must exist already (no empty one is made)."""
-    from training.tracking import connect, quiet_mlflow, resolve_tracking_uri, sqlite_database
+    from models.registry import missing_store
+    from training.tracking import connect, quiet_mlflow, resolve_tracking_uri
 
     quiet_mlflow()
     uri = resolve_tracking_uri(tracking_uri)
-    database = sqlite_database(uri)
-    if database is not None and not database.is_file():
-        raise _fail(f"no MLflow database at {database}: train first, or give --tracking-uri")
+    problem = missing_store(uri)
+    if problem:
+        raise _fail(problem)
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
     return connect(uri)

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from training.registry_cli import TrackingUriOpt
+
 SERVICE = "serving.service:LifecycleService"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,13 +53,7 @@ def serve_command(
     max_batch: Annotated[
         int, typer.Option(help="Most items in one /predict_batch call.", min=1)
     ] = 1000,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow store. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.",
-        ),
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
 ) -> None:
     """Serve predictions over HTTP (BentoML) until stopped with Ctrl-C.
 
@@ -65,18 +61,14 @@ def serve_command(
     models are loaded and checked and one prediction is done. The API key, when wanted, comes
     from $LIFECYCLE_API_KEY (never from an option, so it stays out of shell history).
     """
-    from models.registry import resolve_tracking_uri
-    from training.tracking import REGISTERED_NAMES, sqlite_database
+    from models.registry import REGISTERED_NAMES, missing_store, resolve_tracking_uri
 
     if events is not None and lookup is not None:
         raise _fail("give --events or --lookup, not both")
     uri = resolve_tracking_uri(tracking_uri)
-    database = sqlite_database(uri)
-    if database is not None and not database.exists():
-        raise _fail(
-            f"no MLflow store at {database}; train and promote first "
-            "(`lifecycle train`, `lifecycle promote`) or pass --tracking-uri"
-        )
+    problem = missing_store(uri)
+    if problem:
+        raise _fail(problem)
     missing = _missing_champions(uri, alias, list(REGISTERED_NAMES.values()))
     if missing:
         raise _fail(

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from training.registry_cli import TrackingUriOpt
+
 
 def uplift_command(
     events: Annotated[
@@ -39,13 +41,7 @@ def uplift_command(
         bool,
         typer.Option(help="Give the new version the alias champion (the service uses it)."),
     ] = True,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow store. Default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.",
-        ),
-    ] = None,
+    tracking_uri: TrackingUriOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
 ) -> None:
     """Learn per-offer uplift (two-model learner) from campaigns with a control group.

@@ -303,7 +303,7 @@ def test_registry_commands_fail_cleanly(store, tmp_path):
 
     result = invoke(f"sqlite:///{tmp_path / 'missing.db'}", "rollback")
     assert result.exit_code == 2
-    assert "no MLflow database" in result.stderr
+    assert "no MLflow store" in result.stderr
     assert not (tmp_path / "missing.db").exists()
 
     result = invoke("http://127.0.0.1:9", "promote")  # nothing listens on port 9
