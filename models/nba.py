@@ -370,17 +370,30 @@ def _expected_value(
     stage: str,
     effect: float,
     values: Mapping[str, float | None],
+    source: EffectSource = "assumed",
 ) -> float | None:
-    """Return the expected value in currency, None when the outcome cannot be valued here."""
+    """Return the expected value in currency, None when the outcome cannot be valued here.
+
+    An assumed effect is a share of the customers who would not reach the outcome anyway
+    (hence the ``1 - p_next`` and ``churn_risk`` factors). An estimated one is the measured
+    increase in the chance of a purchase, already net of the control group: for a next-stage
+    action whose next stage is a purchase it is the extra probability of moving up, and for
+    retention or value the extra probability of buying again, which keeps the CLV.
+    """
     if action.outcome == "none":
         return 0.0
     if action.outcome == "next_stage":
         stage_value = catalog.stage_values.get(stage)
         if stage_value is None:
             return None
+        if source == "estimated":
+            return effect * stage_value - action.cost
         p_next = values["next_stage_probability"] or 0.0
         return effect * (1.0 - p_next) * stage_value - action.cost
-    base = values["clv_at_risk"] if action.outcome == "retention" else values["clv"]
+    if action.outcome == "retention" and source == "assumed":
+        base = values["clv_at_risk"]
+    else:
+        base = values["clv"]
     return None if base is None else effect * base - action.cost
 
 
@@ -490,7 +503,7 @@ def _rank(
         if not action.applies_to(stage, segment, values):
             continue
         effect, source = _effect(action, uplift)
-        value = _expected_value(catalog, action, stage, effect, values)
+        value = _expected_value(catalog, action, stage, effect, values, source)
         if value is not None:
             scored.append(_Scored(value, position, action, effect, source))
     scored.sort(key=_rank_key)

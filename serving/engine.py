@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -246,7 +247,13 @@ class Engine:
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
-        wanted = dict(names or REGISTERED_NAMES)
+        wanted = {**REGISTERED_NAMES, **(names or {})}
+        unknown = sorted(set(wanted) - set(TASKS))
+        if unknown:
+            raise ServiceError(
+                f"model names given for unknown task(s) {', '.join(unknown)}; "
+                f"tasks are {', '.join(TASKS)}"
+            )
         loaded: dict[Task, tuple[Any, Any, LifecycleConfig, dict[str, Any]]] = {}
         try:
             for task in TASKS:
@@ -300,8 +307,10 @@ class Engine:
 
     # ----------------------------------------------------------------- answering
 
-    def predict(self, requests: Sequence[PredictRequest]) -> list[dict[str, Any]]:
-        """Answer prediction requests (one or a batch) in order.
+    def predict(
+        self, requests: Sequence[PredictRequest], *, batch: bool = False
+    ) -> list[dict[str, Any]]:
+        """Answer prediction requests (one, or the items of a batch when ``batch``) in order.
 
         Raises
         ------
@@ -316,7 +325,7 @@ class Engine:
                 f"a batch holds at most {self.max_batch} items; got {len(requests)}",
                 [("items", f"at most {self.max_batch} items")],
             )
-        prefix = "items" if len(requests) > 1 else ""
+        prefix = "items" if batch else ""
         rows = self._resolve(requests, prefix)
         outputs, contributions = self._score(rows)
         return [self._answer(rows, i, outputs, contributions) for i in range(len(requests))]
@@ -421,6 +430,16 @@ class Engine:
         as_of: list[datetime | None],
         prefix: str,
     ) -> None:
+        if self.lookup is None:
+            where = f"{prefix}[{items[0]}]." if prefix else ""
+            raise RequestError(
+                404,
+                "no_lookup_table",
+                "scoring raw events needs the service's lookup table (it sets the RFM scale "
+                "and the loyalty rule); start it with `lifecycle serve --events` or "
+                "LIFECYCLE_LOOKUP, or send a feature row",
+                [(f"{where}events", "no lookup table loaded")],
+            )
         now = pd.Timestamp.now(tz="UTC")
         frames, cut_of = [], {}
         for i in items:
@@ -436,13 +455,21 @@ class Engine:
         for cut in sorted({c for _, c in cut_of.values()}):
             keys = [key for key, c in cut_of.values() if c == cut]
             subset = events[events["customer_id"].isin(keys)]
-            built = build_features(
-                subset,
-                cutoffs=cut,
-                config=self.lifecycle,
-                threads=1,
-                rfm_reference=self.lookup.frame if self.lookup is not None else None,
-            ).set_index("customer_id")
+            try:
+                built = build_features(
+                    subset,
+                    cutoffs=cut,
+                    config=self.lifecycle,
+                    threads=1,
+                    rfm_reference=self.lookup.frame,
+                ).set_index("customer_id")
+            except duckdb.Error as exc:  # values the schema allows but the SQL cannot hold
+                raise RequestError(
+                    422,
+                    "invalid_events",
+                    "the events could not be turned into features",
+                    [(f"{prefix}events" if prefix else "events", str(exc).splitlines()[0])],
+                ) from exc
             block = built[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
             for i, (key, c) in cut_of.items():
                 if c == cut:
@@ -593,6 +620,7 @@ class Engine:
             top_k=req.top_k,
             lang=req.lang,
             currency=self.currency,
+            config=self.lifecycle,
         )
         out["raw_output"] = float(contrib.sum())
         out["scale"] = SCALES[task]

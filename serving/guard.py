@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
 from serving.schemas import BatchRequest, ModelInfoRequest, PredictRequest
 from serving.settings import ServeSettings
@@ -115,7 +116,7 @@ class RequestGuard:
             await _reply(send, 503, "not_ready", reason, [], extra=[(b"retry-after", b"5")])
             return
         if scope.get("method") == "GET" and scope["path"] == "/model_info":
-            body = json.dumps(self.runtime.engine.model_info()).encode()
+            body = to_json(self.runtime.engine.model_info())  # NaN -> null, as /predict
             await _send(send, 200, body)
             return
         if scope.get("method") != "POST":

@@ -17,6 +17,7 @@ Source = Literal["lookup", "events", "features"]
 
 MAX_ID_LENGTH = 200
 MAX_EVENTS = 10_000
+MAX_REVENUE = 1e9  # features sum revenue in millionths as 64-bit integers
 
 
 def _iso_text(value: Any) -> Any:
@@ -51,7 +52,12 @@ class EventIn(_Strict):
         max_length=100,
         description="One of the event types of the lifecycle config the models were trained with.",
     )
-    revenue: float | None = Field(None, description="Amount of a purchase or refund.")
+    revenue: float | None = Field(
+        None,
+        ge=-MAX_REVENUE,
+        le=MAX_REVENUE,
+        description="Amount of a purchase or refund.",
+    )
     currency: str | None = Field(None, max_length=10)
     channel: str | None = Field(None, max_length=100)
     campaign_id: str | None = Field(None, max_length=MAX_ID_LENGTH)

@@ -19,17 +19,19 @@ walks the loaded libraries.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import threading
 from typing import Any
 
+import anyio
 import bentoml
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.engine import Engine, RequestError
+from serving.engine import BATCH_ROWS, Engine, RequestError
 from serving.guard import RUNTIME, STATE_KEY, RequestGuard
 from serving.schemas import (
     BatchRequest,
@@ -51,6 +53,19 @@ def _error(exc: RequestError, context: bentoml.Context) -> Response:
     # BentoML sets the status of an API with a context parameter from the context.
     context.response.status_code = exc.status
     return _json(exc.body(), exc.status)
+
+
+async def _run(engine: Engine, items: list[PredictRequest], *, batch: bool) -> list[Any]:
+    """Answer on the event loop when quick; in a worker thread when it may take a while.
+
+    One customer from the lookup table or a feature row takes a few milliseconds: a thread
+    hand-off would cost more than it frees. Raw events (a DuckDB query per cutoff) and large
+    batches go to a thread, so health checks and other requests are not held up meanwhile.
+    """
+    slow = len(items) >= BATCH_ROWS or any(item.events is not None for item in items)
+    if slow:
+        return await anyio.to_thread.run_sync(functools.partial(engine.predict, items, batch=batch))
+    return engine.predict(items, batch=batch)
 
 
 def _load(runtime: Any) -> None:
@@ -119,7 +134,7 @@ class LifecycleService:
         """Predict for one customer: given by id, by raw events, or by a feature row."""
         request = _validated(context.request, PredictRequest, fields)
         try:
-            answer = self.runtime.engine.predict([request])[0]
+            answer = (await _run(self.runtime.engine, [request], batch=False))[0]
         except RequestError as exc:
             return _error(exc, context)  # type: ignore[return-value]
         return _json(answer)  # type: ignore[return-value]
@@ -130,7 +145,7 @@ class LifecycleService:
         request = _validated(context.request, BatchRequest, fields)
         engine = self.runtime.engine
         try:
-            answers = engine.predict(request.items)
+            answers = await _run(engine, request.items, batch=True)
         except RequestError as exc:
             return _error(exc, context)  # type: ignore[return-value]
         return _json({"items": answers, "model_versions": engine.versions})  # type: ignore[return-value]

@@ -69,7 +69,10 @@ def serve_command(
     problem = missing_store(uri)
     if problem:
         raise _fail(problem)
-    missing = _missing_champions(uri, alias, list(REGISTERED_NAMES.values()))
+    from serving.settings import ServeSettings
+
+    names = {**REGISTERED_NAMES, **(ServeSettings().model_names or {})}
+    missing = _missing_champions(uri, alias, list(names.values()))
     if missing:
         raise _fail(
             f"no version of {', '.join(missing)} holds the alias {alias!r}; "
@@ -91,6 +94,8 @@ def serve_command(
             os.environ.pop(name, None)
     if cutoff is not None:
         env["LIFECYCLE_CUTOFF"] = cutoff
+    else:
+        os.environ.pop("LIFECYCLE_CUTOFF", None)
     os.environ.update(env)
     typer.echo(
         f"serving on http://{host}:{port} (models {alias!r} from {uri}; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,14 +53,14 @@ def uplift_command(
     import pandas as pd
 
     from features.build import feature_columns
-    from features.config import LifecycleConfig
     from models.registry import UPLIFT_NAME
     from models.uplift import TwoModelUplift, campaign_frame
     from training import tracking
 
     tracking.quiet_mlflow()
     began = time.perf_counter()
-    config = LifecycleConfig()
+    client = tracking.connect(tracking_uri)
+    config = _champion_lifecycle(client)
     try:
         frame = campaign_frame(
             events, campaigns, config=config, window_days=window_days, max_campaigns=max_campaigns
@@ -70,7 +70,6 @@ def uplift_command(
         typer.secho(f"error: {exc}", err=True, fg="red")
         raise typer.Exit(2) from exc
     summary = model.summary()
-    client = tracking.connect(tracking_uri)
     experiment = tracking.experiment_id(client, "lifecycle")
     with mlflow.start_run(experiment_id=experiment, run_name="uplift") as run:
         mlflow.log_params(
@@ -104,13 +103,37 @@ def uplift_command(
         typer.echo(json.dumps(result, default=str))
         return
     for offer, entry in summary.items():
-        used = "per customer" if entry.get("individual") else "average effect"
+        used = "per-customer estimates" if entry.get("individual") else "the average effect"
         typer.echo(
             f"{offer}: treated {entry['rows_treated']:,}, control {entry['rows_control']:,}, "
-            f"observed effect {entry['observed_ate']}, held-out Qini {entry['qini']} ({used})"
+            f"observed effect {_signed(entry['observed_ate'])}, held-out Qini "
+            f"{_signed(entry['qini'])}: uses {used}"
         )
     typer.echo(
         f"registered {UPLIFT_NAME} v{version.version}"
         + (" as champion" if promote else "")
         + f" from {len(frame):,} targeted customers in {result['seconds']} s"
     )
+
+
+def _champion_lifecycle(client: Any) -> Any:
+    """Return the lifecycle config the champions were trained with (the default if none).
+
+    Features for the uplift model must be built exactly as the served models' features are.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from features.config import LifecycleConfig
+    from models.registry import REGISTERED_NAMES
+    from training.tracking import CHAMPION
+    from training.train import run_config
+
+    try:
+        version = client.get_model_version_by_alias(REGISTERED_NAMES["next_stage"], CHAMPION)
+    except MlflowException:
+        return LifecycleConfig()
+    return run_config(str(version.run_id)).lifecycle
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"

@@ -254,12 +254,12 @@ def test_recommend_estimated_uplift_replaces_assumed_effect(catalog: ActionCatal
         predictions=predictions,
         uplift={"discount_10": 0.3, "bundle": 0.9},
     )
-    # 0.3 * (1 - 0.25) * 40 - 2.0
+    # a measured uplift is already net of those who move anyway: 0.3 * 40 - 2.0
     assert (rec.action, rec.effect, rec.effect_source, rec.expected_value) == (
         "first_purchase_incentive",
         0.3,
         "estimated",
-        7.0,
+        10.0,
     )
     # the onboarding nudge has no offer: still the catalog's assumption
     assert rec.alternatives[0].action == "onboarding_nudge"
@@ -285,7 +285,7 @@ def test_recommend_estimated_uplift_is_clipped(catalog: ActionCatalog) -> None:
         predictions={"next_stage_probability": 0.5},
         uplift={"free_shipping": 3.0},
     )
-    assert (rec.effect, rec.expected_value) == (1.0, 28.5)
+    assert (rec.effect, rec.expected_value) == (1.0, 58.5)  # 1.0 * 60 - 1.5
 
 
 def test_recommend_negative_estimated_uplift_makes_no_action_win(catalog: ActionCatalog) -> None:
@@ -298,10 +298,23 @@ def test_recommend_negative_estimated_uplift_makes_no_action_win(catalog: Action
         uplift={"free_shipping": -0.05},
     )
     assert rec.action == "no_action"
-    # -0.05 * (1 - 0.3) * 60 - 1.5
+    # -0.05 * 60 - 1.5
     assert [(a.action, a.expected_value, a.effect_source) for a in rec.alternatives] == [
-        ("second_purchase_offer", -3.6, "estimated")
+        ("second_purchase_offer", -4.5, "estimated")
     ]
+
+
+def test_recommend_estimated_retention_uplift_keeps_the_clv(catalog: ActionCatalog) -> None:
+    """A measured purchase uplift on a win-back is valued on the whole CLV, not CLV at risk."""
+    predictions = {"next_stage_probability": 0.1, "churn_risk": 0.7, "clv": 300.0}
+    rec = recommend(
+        catalog,
+        stage="retention",
+        segment="At risk",
+        predictions=predictions,
+        uplift={"discount_10": 0.05},
+    )
+    assert (rec.action, rec.effect_source, rec.expected_value) == ("win_back", "estimated", 12.0)
 
 
 def test_recommend_retention_action_needs_churn_risk(catalog: ActionCatalog) -> None:

@@ -281,6 +281,29 @@ def test_semantic_errors(client: TestClient, engine: Engine) -> None:
     } <= fields
 
 
+def test_huge_revenue_is_refused_not_a_500(client: TestClient) -> None:
+    event = {"event_ts": "2025-01-01", "event_type": "purchase", "revenue": 1e13}
+    response = post(client, "/predict", {"events": [event]})
+    assert response.status_code == 422
+    assert error_of(response).fields[0].field == "events[0].revenue"
+
+
+def test_events_without_a_lookup_table_are_refused(engine: Engine) -> None:
+    """Raw events need the lookup table's RFM scale: refused rather than scored on no scale."""
+    from dataclasses import replace
+
+    from serving.engine import RequestError
+    from serving.schemas import PredictRequest
+
+    bare = replace(engine, lookup=None)
+    request = PredictRequest.model_validate(
+        {"events": [{"event_ts": "2025-01-01", "event_type": "visit"}], "as_of": CUTOFF}
+    )
+    with pytest.raises(RequestError) as caught:
+        bare.predict([request])
+    assert caught.value.status == 404 and caught.value.code == "no_lookup_table"
+
+
 def test_batch_over_the_limit_is_422_before_any_model_runs(
     client: TestClient, engine: Engine, settings: ServeSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -302,6 +325,8 @@ def test_errors_inside_a_batch_name_the_item(client: TestClient, engine: Engine)
     assert error_of(response).fields[0].field == "items[1].customer_id"
     bad = post(client, "/predict_batch", {"items": [{"customer_id": "a"}, {"top_k": 3}]})
     assert bad.status_code == 422 and error_of(bad).fields[0].field == "items[1]"
+    single = post(client, "/predict_batch", {"items": [{"customer_id": "NOPE"}]})
+    assert error_of(single).fields[0].field == "items[0].customer_id"
 
 
 def test_not_found_routes_and_methods_are_4xx(client: TestClient) -> None:
@@ -496,3 +521,12 @@ def test_not_ready_is_503(world: World) -> None:
     scope = {"type": "http", "path": "/predict", "method": "POST", "headers": []}
     asyncio.run(guard(scope, receive, send))
     assert sent[0]["status"] == 503
+
+
+def test_model_names_merge_with_the_defaults(world: World) -> None:
+    from serving.engine import ServiceError
+
+    with pytest.raises(ServiceError, match="unknown task"):
+        Engine.load(tracking_uri=world.tracking_uri, names={"bogus": "x"})
+    with pytest.raises(ServiceError, match="no version of my-churn"):
+        Engine.load(tracking_uri=world.tracking_uri, names={"churn": "my-churn"})
