@@ -58,12 +58,12 @@ serve: $(STAMP) ## Serve the demo's champions and customers on http://127.0.0.1:
 	@key=$$(cat $(DEMO)/api_key); \
 	customer=$$($(BIN)/python -c 'import pandas as p; s = p.read_parquet("$(DEMO)/scores.parquet", columns=["customer_id", "n_purchases"]); print(s[s.n_purchases > 1].customer_id.iloc[0])'); \
 	example="curl -s -X POST http://127.0.0.1:$(PORT)/predict -H 'Content-Type: application/json' -H 'Authorization: Bearer $$key' -d '{\"customer_id\": \"$$customer\", \"top_k\": 3}'"; \
-	LIFECYCLE_API_KEY=$$key $(BIN)/lifecycle serve --lookup $(DEMO)/scores.parquet --port $(PORT) & pid=$$!; \
+	LIFECYCLE_API_KEY=$$key $(BIN)/lifecycle serve --lookup $(DEMO)/scores.parquet --events $(DEMO)/validated/events.parquet --port $(PORT) & pid=$$!; \
 	trap 'kill -INT $$pid 2>/dev/null; wait $$pid' INT TERM; \
 	until curl -sf http://127.0.0.1:$(PORT)/readyz >/dev/null; do kill -0 $$pid 2>/dev/null || exit 1; sleep 1; done; \
 	echo; echo "== the service is ready; this call works (API key in $(DEMO)/api_key):"; echo "$$example"; echo; \
 	eval "$$example" | $(BIN)/python -m json.tool --no-ensure-ascii | head -60; \
-	echo "   ..."; echo "== API docs: http://127.0.0.1:$(PORT)/  (OpenAPI: /docs.json). Ctrl-C stops the service."; \
+	echo "   ..."; echo "== the marketer page: http://127.0.0.1:$(PORT)/ (sign in with the key); OpenAPI: /docs.json. Ctrl-C stops the service."; \
 	wait $$pid
 
 bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events

@@ -161,6 +161,8 @@ class Engine:
     max_batch: int = 1000
     threads: int = 1
     batch_threads: int = 1
+    events_path: str | None = None
+    """Canonical events behind the lookup table, for customer timelines (optional)."""
     feature_names: list[str] = field(init=False)
     nullable: frozenset[str] = field(init=False)
     typical: dict[str, float] = field(init=False)
@@ -216,7 +218,8 @@ class Engine:
         lookup
             Parquet written by ``lifecycle score``: the customers served by id.
         events
-            Canonical events: build the lookup table from them at start-up instead.
+            Canonical events (Parquet): build the lookup table from them at start-up when no
+            ``lookup`` is given; either way they back the customer timelines of the page.
         cutoff
             Cutoff for ``events`` (default: midnight after the last event).
         actions
@@ -289,10 +292,10 @@ class Engine:
             except ServiceError as exc:
                 log.warning("not using the uplift model: %s", exc)
         table = None
-        if events is not None:
-            table = build_lookup(events, lifecycle, cutoff=cutoff)
-        elif lookup is not None:
+        if lookup is not None:
             table = load_lookup(lookup, names_all)
+        elif events is not None:
+            table = build_lookup(events, lifecycle, cutoff=cutoff)
         return cls(
             models=models,
             lifecycle=lifecycle,
@@ -303,6 +306,7 @@ class Engine:
             currency=currency,
             max_batch=max_batch,
             batch_threads=batch_threads,
+            events_path=str(events) if events is not None else None,
         )
 
     # ----------------------------------------------------------------- answering
@@ -625,6 +629,27 @@ class Engine:
         out["raw_output"] = float(contrib.sum())
         out["scale"] = SCALES[task]
         return out
+
+    def recent_events(self, customer_id: str, limit: int = 15) -> list[dict[str, Any]]:
+        """Return the customer's latest events before the lookup cutoff, newest first."""
+        from features.build import event_files
+
+        if self.events_path is None or self.lookup is None:
+            return []
+        files = [str(f) for f in event_files(Path(self.events_path))]
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            rows = con.execute(
+                "SELECT CAST(event_ts AS TIMESTAMP), event_type, revenue, channel "
+                "FROM read_parquet(?) WHERE customer_id = ? AND event_ts < ? "
+                "ORDER BY event_ts DESC LIMIT ?",
+                [files, customer_id, self.lookup.cutoff.to_pydatetime(), limit],
+            ).fetchall()
+        finally:
+            con.close()
+        keys = ("event_ts", "event_type", "revenue", "channel")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # ----------------------------------------------------------------- describing
 

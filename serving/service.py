@@ -33,6 +33,7 @@ from starlette.responses import Response
 
 from serving.engine import BATCH_ROWS, Engine, RequestError
 from serving.guard import RUNTIME, STATE_KEY, RequestGuard
+from serving.page import create_app
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -86,17 +87,19 @@ def _load(runtime: Any) -> None:
             batch_threads=settings.batch_threads,
         )
         engine.warm_up()
+        if engine.lookup is not None:
+            PAGE.state.page.population(engine)  # the page's tables, ready with the service
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason
         runtime.failure = f"the service could not start: {exc}"
         log.error("%s", runtime.failure)
         return
     finally:
         runtime.loading.set()
+    runtime.engine = engine
     # Freeze what start-up allocated (libraries, models, lookup table): later collections
     # only walk objects created by requests, which keeps GC pauses out of the tail latency.
     gc.collect()
     gc.freeze()
-    runtime.engine = engine
     log.info(
         "serving %s; lookup table: %s customers",
         ", ".join(f"{n} v{v}" for n, v in engine.versions.items()),
@@ -162,4 +165,8 @@ def _validated(request: Request, model: type[Any], fields: dict[str, Any]) -> An
     return parsed if isinstance(parsed, model) else model.model_validate(fields)
 
 
+PAGE = create_app(RUNTIME)
+"""The marketer page (serving/page.py), mounted at / (BentoML's routes match first)."""
+
 LifecycleService.add_asgi_middleware(RequestGuard)  # type: ignore[attr-defined]
+LifecycleService.mount_asgi_app(PAGE, path="/")  # type: ignore[attr-defined]

@@ -25,14 +25,15 @@ def serve_command(
         Path | None,
         typer.Option(
             help="Canonical events (Parquet from `simulate` or `validate`): score these "
-            "customers at start-up and serve them by id.",
+            "customers at start-up and serve them by id (with --lookup: only for the page's "
+            "customer timelines).",
             exists=True,
         ),
     ] = None,
     lookup: Annotated[
         Path | None,
         typer.Option(
-            help="Lookup table written by `lifecycle score` (instead of --events).",
+            help="Lookup table written by `lifecycle score` (instead of scoring --events).",
             exists=True,
             dir_okay=False,
         ),
@@ -63,8 +64,6 @@ def serve_command(
     """
     from models.registry import REGISTERED_NAMES, missing_store, resolve_tracking_uri
 
-    if events is not None and lookup is not None:
-        raise _fail("give --events or --lookup, not both")
     uri = resolve_tracking_uri(tracking_uri)
     problem = missing_store(uri)
     if problem:

@@ -1,0 +1,360 @@
+"""The marketer page: a small Starlette app mounted at ``/`` of the prediction service.
+
+Server-rendered HTML (Jinja2, autoescaped) with SVG charts drawn in Python: no JavaScript, no
+CDN, no web fonts, so it works offline and every value is in the HTML. Views:
+
+- ``/``: the funnel, active vs lapsed, the RFM segments with CLV at risk and the most common
+  next action, and what drives churn risk across customers (``/overview.json`` has the numbers);
+- ``/segment?name=...`` and ``/stage?name=...``: the customers of one segment or stage, sortable,
+  with a CSV download (``/customers.csv``);
+- ``/customer?id=...``: one customer's stage and path, the three predictions in plain words,
+  the drivers (chart and sentences), the next-best-action, and recent events.
+
+The language (English or Korean) is a cookie set by ``/lang/<en|ko>``. When the service has an
+API key, the page asks for it once (``/signin``, a form posted to the server) and keeps a
+session cookie derived from it (HttpOnly, SameSite=Strict): the key never appears in a URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from features.rfm import NO_PURCHASE, SEGMENTS
+from features.schema import STAGES
+from serving import charts, i18n
+from serving.guard import RUNTIME, Runtime
+from serving.population import SORTABLE, Population, build_population, customers_of, overview_json
+from serving.schemas import PredictRequest
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "lifecycle_session"
+LANG_COOKIE = "lifecycle_lang"
+LIST_ROWS = 200
+TASK_ORDER = ("churn", "next_stage", "clv")
+
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+class PageState:
+    """The population summaries, computed once per engine."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._population: Population | None = None
+        self._engine: Any = None
+
+    def population(self, engine: Any = None) -> Population | None:
+        """Return the population of ``engine`` (default: the runtime's; None without a table)."""
+        engine = engine if engine is not None else self.runtime.engine
+        if engine is None or engine.lookup is None:
+            return None
+        if self._engine is not engine:
+            self._population, self._engine = build_population(engine), engine
+        return self._population
+
+
+def session_token(key: str) -> str:
+    """Return the session cookie for an API key (an HMAC: the key itself is never stored)."""
+    return hmac.new(key.encode(), b"lifecycle-page-session", hashlib.sha256).hexdigest()
+
+
+def create_app(runtime: Runtime = RUNTIME) -> Starlette:
+    """Build the page app over a worker's runtime."""
+    state = PageState(runtime)
+
+    def lang_of(request: Request) -> i18n.Lang:
+        return "ko" if request.cookies.get(LANG_COOKIE) == "ko" else "en"
+
+    def signed_in(request: Request) -> bool:
+        key = runtime.settings.api_key
+        if key is None:
+            return True
+        given = request.cookies.get(SESSION_COOKIE, "")
+        return hmac.compare_digest(given, session_token(key.get_secret_value()))
+
+    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        lang = lang_of(request)
+        engine = runtime.engine
+        html = templates.get_template(template).render(
+            lang=lang,
+            t=lambda key, **v: i18n.text(key, lang, **v),
+            i18n=i18n,
+            path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+            quote=quote,
+            auth=runtime.settings.api_key is not None,
+            versions=engine.versions if engine is not None else {},
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def gate(request: Request) -> Response | Population:
+        """Return the population, or the response to send instead (sign-in, loading)."""
+        if not signed_in(request):
+            return RedirectResponse("/signin", status_code=303)
+        population = state.population()
+        if population is None:
+            reason = runtime.failure or i18n.text("loading", lang_of(request))
+            return render(request, "loading.html", status=503, reason=reason)
+        return population
+
+    async def overview(request: Request) -> Response:
+        population = gate(request)
+        if isinstance(population, Response):
+            return population
+        lang = lang_of(request)
+        engine = runtime.engine
+        funnel = population.funnel
+        funnel_chart = charts.bar_chart(
+            [i18n.stage_name(s, lang) for s in funnel["stage"]],
+            funnel["customers"].tolist(),
+            [i18n.number(v, lang) for v in funnel["customers"]],
+            notes=[
+                "" if pd.isna(c) else f"({i18n.percent(c, lang)})" for c in funnel["conversion"]
+            ],
+            title=i18n.text("funnel", lang),
+        )
+        segments = population.segments
+        risk_chart = charts.bar_chart(
+            [i18n.segment_name(s, lang) for s in segments["segment"]],
+            segments["clv_at_risk"].fillna(0).tolist(),
+            [i18n.money(v, engine.currency, lang) for v in segments["clv_at_risk"]],
+            title=i18n.text("clv_at_risk", lang),
+        )
+        drivers = population.churn_drivers
+        driver_chart = charts.bar_chart(
+            [i18n.feature_label(f, lang, engine.lifecycle) for f in drivers["feature"]],
+            drivers["mean_abs"].tolist(),
+            [f"{v:.2f}" for v in drivers["mean_abs"]],
+            notes=[
+                i18n.text("raises_in", lang, share=i18n.percent(s, lang))
+                for s in drivers["raises_share"]
+            ],
+            title=i18n.text("churn_drivers", lang),
+            width=860,
+            label_width=330,
+        )
+        action_names = {a.id: a.names[lang] for a in engine.catalog.actions}
+        return render(
+            request,
+            "overview.html",
+            population=population,
+            funnel=funnel,
+            segments=segments,
+            funnel_chart=funnel_chart,
+            risk_chart=risk_chart,
+            driver_chart=driver_chart,
+            action_names=action_names,
+            currency=engine.currency,
+            sample=min(len(population.customers), 2000),
+        )
+
+    def _list_args(request: Request) -> tuple[str | None, str | None, str, str | None]:
+        segment = request.query_params.get("segment") or request.query_params.get("name")
+        stage = request.query_params.get("stage")
+        if request.url.path == "/stage":
+            segment, stage = None, request.query_params.get("name")
+        sort = request.query_params.get("sort", "clv_at_risk")
+        problem = None
+        if segment is not None and segment not in (*SEGMENTS, NO_PURCHASE):
+            problem = "segment"
+        if stage is not None and stage not in STAGES:
+            problem = "stage"
+        if segment is None and stage is None:
+            problem = "name"
+        return segment, stage, sort if sort in SORTABLE else "clv_at_risk", problem
+
+    async def customer_list(request: Request) -> Response:
+        population = gate(request)
+        if isinstance(population, Response):
+            return population
+        lang = lang_of(request)
+        segment, stage, sort, problem = _list_args(request)
+        if problem:
+            return render(request, "message.html", status=404, message=f"unknown {problem}")
+        table = customers_of(population, segment=segment, stage=stage, sort=sort)
+        name = (
+            i18n.segment_name(segment, lang)
+            if segment is not None
+            else i18n.stage_name(str(stage), lang)
+        )
+        engine = runtime.engine
+        return render(
+            request,
+            "customers.html",
+            name=name,
+            kind="segment" if segment is not None else "stage",
+            value=segment if segment is not None else stage,
+            sort=sort,
+            sortable=SORTABLE,
+            rows=table.head(LIST_ROWS),
+            total=len(table),
+            action_names={a.id: a.names[lang] for a in engine.catalog.actions},
+            currency=engine.currency,
+        )
+
+    async def customers_csv(request: Request) -> Response:
+        if not signed_in(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        population = state.population()
+        if population is None:
+            return JSONResponse({"error": "not_ready"}, status_code=503)
+        segment, stage, sort, problem = _list_args(request)
+        if problem:
+            return JSONResponse({"error": f"unknown {problem}"}, status_code=404)
+        table = customers_of(population, segment=segment, stage=stage, sort=sort)
+        columns = ["customer_id", "stage", "segment", "churn_risk", "next_stage_probability"]
+        columns += ["clv", "clv_p10", "clv_p90", "clv_at_risk", "action"]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns)
+        for row in table[columns].itertuples(index=False):
+            writer.writerow(["" if pd.isna(v) else v for v in row])
+        label = (segment or stage or "customers").lower().replace(" ", "_")
+        return Response(
+            buffer.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{label}.csv"'},
+        )
+
+    async def customer(request: Request) -> Response:
+        population = gate(request)
+        if isinstance(population, Response):
+            return population
+        lang = lang_of(request)
+        engine = runtime.engine
+        customer_id = request.query_params.get("id", "").strip()
+        if not customer_id:
+            return render(request, "customer.html", answer=None, customer_id="")
+        if customer_id not in engine.lookup.index:
+            return render(
+                request, "customer.html", status=404, answer=None, customer_id=customer_id
+            )
+        answer = engine.predict([PredictRequest(customer_id=customer_id, lang=lang, top_k=6)])[0]
+        row = engine.lookup.frame.iloc[engine.lookup.index[customer_id]]
+        charts_by_task = {}
+        for task in TASK_ORDER:
+            explanation = answer["explanations"].get(task)
+            if not explanation:
+                continue
+            drivers = explanation["drivers"]
+            charts_by_task[task] = charts.diverging_chart(
+                [i18n.feature_label(d["feature"], lang, engine.lifecycle) for d in drivers],
+                [d["contribution"] for d in drivers],
+                title=i18n.text(task if task != "next_stage" else "next_stage_probability", lang)
+                if task != "churn"
+                else i18n.text("churn_risk", lang),
+                up_word="\u25b2",
+                down_word="\u25bc",
+                up_is_good=task != "churn",
+            )
+        return render(
+            request,
+            "customer.html",
+            answer=answer,
+            customer_id=customer_id,
+            charts_by_task=charts_by_task,
+            task_order=[t for t in TASK_ORDER if t in charts_by_task],
+            path_steps=_path(row, answer["stage"], engine.lookup.cutoff, lang),
+            events=engine.recent_events(customer_id) if engine.events_path else None,
+            currency=engine.currency,
+            horizons=answer["horizons_days"],
+        )
+
+    async def overview_data(request: Request) -> Response:
+        if not signed_in(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        population = state.population()
+        if population is None:
+            return JSONResponse({"error": "not_ready"}, status_code=503)
+        return JSONResponse(overview_json(population))
+
+    async def signin_form(request: Request) -> Response:
+        return render(request, "signin.html", wrong=False)
+
+    async def signin(request: Request) -> Response:
+        key = runtime.settings.api_key
+        form = await request.form()
+        given = str(form.get("key", ""))
+        if key is None:
+            return RedirectResponse("/", status_code=303)
+        if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+            return render(request, "signin.html", status=401, wrong=True)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_token(key.get_secret_value()),
+            httponly=True,
+            samesite="strict",
+            max_age=12 * 3600,
+        )
+        return response
+
+    async def signout(request: Request) -> Response:
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def set_lang(request: Request) -> Response:
+        lang = request.path_params["lang"]
+        target = request.query_params.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        response = RedirectResponse(target, status_code=303)
+        if lang in i18n.LANGS:
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
+        return response
+
+    app = Starlette(
+        routes=[
+            Route("/", overview),
+            Route("/segment", customer_list),
+            Route("/stage", customer_list),
+            Route("/customers.csv", customers_csv),
+            Route("/customer", customer),
+            Route("/overview.json", overview_data),
+            Route("/signin", signin_form, methods=["GET"]),
+            Route("/signin", signin, methods=["POST"]),
+            Route("/signout", signout, methods=["POST"]),
+            Route("/lang/{lang}", set_lang),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+    )
+    app.state.page = state
+    return app
+
+
+def _path(row: pd.Series, stage: str, cutoff: pd.Timestamp, lang: i18n.Lang) -> list[dict]:
+    """Return the stages reached so far, with the date each was reached when known."""
+    ages = {
+        "reach": row.get("days_since_first_event"),
+        "acquisition": row.get("days_since_signup"),
+        "conversion": row.get("days_since_first_purchase"),
+    }
+    ages[stage] = row.get("days_in_stage") if stage not in ages else ages[stage]
+    steps = []
+    for name in STAGES[: STAGES.index(stage) + 1]:
+        age = ages.get(name)
+        when = None
+        if age is not None and pd.notna(age):
+            when = i18n.date((cutoff - pd.Timedelta(days=float(age))).to_pydatetime(), lang)
+        steps.append({"stage": i18n.stage_name(name, lang), "when": when, "current": name == stage})
+    return steps
