@@ -36,7 +36,19 @@ format: $(STAMP) ## Format the code and apply safe ruff fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## Install, lint and run the whole test suite
+browser: ## Install Debian's Chromium and CJK fonts for the browser tests (as root; else they skip)
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "browser tests: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and fonts-noto-cjk with apt-get"; \
+	  { apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-noto-cjk >/dev/null 2>&1; }; } || \
+	  echo "could not install chromium: the browser tests will skip"; \
+	else \
+	  echo "no chromium and no root apt-get: the browser tests will skip"; \
+	fi
+
+test: lint browser ## Install, lint and run the whole test suite (with the browser tests when Chromium is there)
 	$(BIN)/pytest
 
 demo: $(STAMP) ## Simulate 20,000 customers, build features, train (3 trials), promote, learn uplift, score, serve
@@ -84,4 +96,4 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports
 
-.PHONY: help install lint format test demo serve bench-features bench-sim bench-training bench-serving bento-requirements clean
+.PHONY: help install lint format browser test demo serve bench-features bench-sim bench-training bench-serving bento-requirements clean

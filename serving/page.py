@@ -245,9 +245,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if not customer_id:
             return render(request, "customer.html", answer=None, customer_id="")
         if customer_id not in engine.lookup.index:
-            return render(
-                request, "customer.html", status=404, answer=None, customer_id=customer_id
-            )
+            # A search that finds nobody is an answer, not an error (the API says 404).
+            return render(request, "customer.html", answer=None, customer_id=customer_id)
         answer = engine.predict([PredictRequest(customer_id=customer_id, lang=lang, top_k=6)])[0]
         row = engine.lookup.frame.iloc[engine.lookup.index[customer_id]]
         charts_by_task = {}
