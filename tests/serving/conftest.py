@@ -8,11 +8,14 @@ writes, exactly what `make demo` builds at a smaller scale.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.simulate import simulate
@@ -84,3 +87,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def customer_events(world: World) -> pd.DataFrame:
     """Every event of the simulation, for building /predict requests from raw events."""
     return pd.read_parquet(world.events)
+
+
+@pytest.fixture(scope="session")
+def client(world: World) -> Iterator[TestClient]:
+    """The service's ASGI app in-process, ready (one per session: BentoML registers its
+    Prometheus metrics globally, so a second app in the same process would clash)."""
+    from serving.guard import RUNTIME
+    from serving.service import LifecycleService
+    from serving.settings import ServeSettings
+
+    RUNTIME.settings = ServeSettings(
+        tracking_uri=world.tracking_uri, lookup=world.lookup, events=world.events
+    )
+    with TestClient(LifecycleService.to_asgi()) as test_client:
+        assert RUNTIME.loading.wait(120)
+        deadline = time.monotonic() + 60
+        while test_client.get("/readyz").status_code != 200:
+            assert RUNTIME.failure is None, RUNTIME.failure
+            assert time.monotonic() < deadline, "service never became ready"
+            time.sleep(0.2)
+        yield test_client

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -12,28 +11,8 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from serving.guard import RUNTIME
-from serving.settings import ServeSettings
-
-from .conftest import World
 
 KEY = "page-key-1234"
-
-
-@pytest.fixture(scope="module")
-def client(world: World) -> Iterator[TestClient]:
-    from serving.service import LifecycleService
-
-    RUNTIME.settings = ServeSettings(
-        tracking_uri=world.tracking_uri, lookup=world.lookup, events=world.events
-    )
-    with TestClient(LifecycleService.to_asgi()) as test_client:
-        assert RUNTIME.loading.wait(120)
-        deadline = time.monotonic() + 60
-        while test_client.get("/readyz").status_code != 200:
-            assert RUNTIME.failure is None, RUNTIME.failure
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        yield test_client
 
 
 @pytest.fixture

@@ -29,21 +29,6 @@ HANGUL = re.compile("[\uac00-\ud7a3]")
 KEY = "test-key-7f3a"
 
 
-@pytest.fixture(scope="module")
-def client(world: World) -> Iterator[TestClient]:
-    from serving.service import LifecycleService
-
-    RUNTIME.settings = ServeSettings(tracking_uri=world.tracking_uri, lookup=world.lookup)
-    with TestClient(LifecycleService.to_asgi()) as test_client:
-        assert RUNTIME.loading.wait(120)
-        deadline = time.monotonic() + 60
-        while test_client.get("/readyz").status_code != 200:
-            assert RUNTIME.failure is None, RUNTIME.failure
-            assert time.monotonic() < deadline, "service never became ready"
-            time.sleep(0.2)
-        yield test_client
-
-
 @pytest.fixture
 def engine(client: TestClient) -> Engine:
     return RUNTIME.engine  # type: ignore[no-any-return]
