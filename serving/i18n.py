@@ -24,9 +24,9 @@ SEGMENT_NAMES_KO: dict[str, str] = {
     "Need attention": "관심 필요",
     "About to sleep": "휴면 직전",
     "Cannot lose them": "놓치면 안 되는 고객",
-    "At risk": "이탈 위험",
+    "At risk": "이탈 우려 고객",
     "Hibernating": "휴면",
-    "Lost": "이탈",
+    "Lost": "이탈 고객",
     "No purchase yet": "구매 전",
 }
 
@@ -36,8 +36,22 @@ TEXT: dict[str, dict[Lang, str]] = {
     "overview": {"en": "Overview", "ko": "개요"},
     "language": {"en": "Language", "ko": "언어"},
     "switch_to": {"en": "한국어", "ko": "English"},
-    "as_of": {"en": "as of", "ko": "기준"},
-    "customers": {"en": "customers", "ko": "명"},
+    "as_of_date": {"en": "as of {date}", "ko": "{date} 기준"},
+    "n_customers": {"en": "{n} customers", "ko": "{n}명"},
+    "no_lookup": {
+        "en": "This service has no customer table (start it with --lookup or --events), so "
+        "there is nothing to show here. The API still answers for events and feature rows.",
+        "ko": "이 서비스에는 고객 테이블이 없어(--lookup 또는 --events로 시작하세요) 여기에 "
+        "보여 줄 내용이 없습니다. API는 이벤트와 특성 행으로 계속 응답합니다.",
+    },
+    "page_failed": {
+        "en": "The page's tables could not be built; the API still answers. See the service log.",
+        "ko": "페이지 표를 만들 수 없었습니다. API는 계속 응답합니다. 서비스 로그를 확인하세요.",
+    },
+    "unknown_list": {
+        "en": "There is no such segment or stage.",
+        "ko": "그런 세그먼트나 단계가 없습니다.",
+    },
     "funnel": {"en": "Lifecycle funnel", "ko": "라이프사이클 퍼널"},
     "funnel_note": {
         "en": "Customers in each stage now; the percentage is the share of those who reached the "
@@ -50,18 +64,21 @@ TEXT: dict[str, dict[Lang, str]] = {
     "from_previous": {"en": "From previous", "ko": "이전 단계 대비"},
     "active": {"en": "Active", "ko": "활동"},
     "lapsed": {"en": "Lapsed", "ko": "비활동"},
-    "segments": {"en": "Segments and value at risk", "ko": "세그먼트와 위험 가치"},
+    "segments": {"en": "Segments and value at risk", "ko": "세그먼트와 이탈 위험 CLV"},
     "segments_note": {
         "en": "CLV at risk = expected 365-day value x churn risk, summed over the segment.",
-        "ko": "위험 가치 = 365일 예상 가치 x 이탈 위험, 세그먼트 합계입니다.",
+        "ko": "이탈 위험 CLV = 365일 예상 가치 x 이탈 위험을 세그먼트별로 합한 값입니다.",
     },
     "segment": {"en": "Segment", "ko": "세그먼트"},
     "size": {"en": "Customers", "ko": "고객 수"},
     "share": {"en": "Share", "ko": "비중"},
     "avg_clv": {"en": "Average CLV", "ko": "평균 CLV"},
     "avg_churn": {"en": "Average churn risk", "ko": "평균 이탈 위험"},
-    "clv_at_risk": {"en": "CLV at risk", "ko": "위험 가치"},
-    "top_action": {"en": "Most common next action", "ko": "가장 많은 추천 조치"},
+    "clv_at_risk": {"en": "CLV at risk", "ko": "이탈 위험 CLV"},
+    "top_action": {"en": "Most common next action", "ko": "가장 많이 추천된 조치"},
+    "feature": {"en": "Feature", "ko": "특성"},
+    "mean_effect": {"en": "Average effect (SHAP)", "ko": "평균 영향(SHAP)"},
+    "raises_share": {"en": "Raises the risk for", "ko": "위험을 높이는 고객 비중"},
     "churn_drivers": {"en": "What drives churn risk", "ko": "이탈 위험의 주요 요인"},
     "churn_drivers_note": {
         "en": "Average size of each feature's effect on churn risk (SHAP) over {n} customers; "
@@ -122,8 +139,10 @@ TEXT: dict[str, dict[Lang, str]] = {
     "signout": {"en": "Sign out", "ko": "로그아웃"},
     "api_key": {"en": "API key", "ko": "API 키"},
     "signin_note": {
-        "en": "This service needs its API key. It is kept in a cookie for this browser only.",
-        "ko": "이 서비스에는 API 키가 필요합니다. 키는 이 브라우저의 쿠키에만 보관됩니다.",
+        "en": "This service needs its API key. The browser keeps only a signed session cookie "
+        "derived from it, for 12 hours; the key itself is not stored.",
+        "ko": "이 서비스에는 API 키가 필요합니다. 브라우저에는 키에서 만든 서명된 세션 "
+        "쿠키만 12시간 동안 보관되며, 키 자체는 저장되지 않습니다.",
     },
     "wrong_key": {"en": "That key is not right.", "ko": "키가 올바르지 않습니다."},
     "loading": {
@@ -279,10 +298,42 @@ def clv_sentence(expected: float, low: float, high: float, currency: str, lang: 
     """Plain-language meaning of the CLV and its interval."""
     if lang == "ko":
         return (
-            f"앞으로 365일 동안 약 {money(expected, currency, lang)}를 구매할 것으로 예상됩니다"
+            f"앞으로 365일 동안 약 {money(expected, currency, lang)}를 지출할 것으로 예상됩니다"
             f"(대체로 {money(low, currency, lang)}~{money(high, currency, lang)})."
         )
     return (
         f"Expected to spend about {money(expected, currency, lang)} in the next 365 days "
         f"(likely between {money(low, currency, lang)} and {money(high, currency, lang)})."
     )
+
+
+EVENT_NAMES_KO: dict[str, str] = {
+    "visit": "방문",
+    "ad_click": "광고 클릭",
+    "app_install": "앱 설치",
+    "app_open": "앱 실행",
+    "email_open": "이메일 열람",
+    "signup": "가입",
+    "add_to_cart": "장바구니 담기",
+    "purchase": "구매",
+    "refund": "환불",
+    "referral": "추천",
+    "loyalty_join": "로열티 가입",
+    "review": "리뷰",
+    "support_ticket": "문의",
+    "campaign_exposure": "캠페인 노출",
+    "organic_search": "자연 검색",
+    "paid_social": "유료 소셜",
+    "email": "이메일",
+    "affiliate": "제휴",
+    "direct": "직접 방문",
+}
+
+
+def code_name(code: str | None, lang: Lang) -> str:
+    """Return an event type or channel code for people ("add to cart" / "장바구니 담기")."""
+    if not code:
+        return ""
+    if lang == "ko" and code in EVENT_NAMES_KO:
+        return EVENT_NAMES_KO[code]
+    return code.replace("_", " ")

@@ -10,7 +10,9 @@ CDN, no web fonts, so it works offline and every value is in the HTML. Views:
 - ``/customer?id=...``: one customer's stage and path, the three predictions in plain words,
   the drivers (chart and sentences), the next-best-action, and recent events.
 
-The language (English or Korean) is a cookie set by ``/lang/<en|ko>``. When the service has an
+Views are plain functions, which Starlette runs in its thread pool: a customer view (Tree SHAP,
+a DuckDB read of the events) never holds up the API's event loop. The language (English or
+Korean) is a cookie set by ``/lang/<en|ko>``. When the service has an
 API key, the page asks for it once (``/signin``, a form posted to the server) and keeps a
 session cookie derived from it (HttpOnly, SameSite=Strict): the key never appears in a URL.
 """
@@ -21,6 +23,7 @@ import csv
 import hashlib
 import hmac
 import io
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -61,6 +64,7 @@ class PageState:
         self.runtime = runtime
         self._population: Population | None = None
         self._engine: Any = None
+        self.error: str | None = None
 
     def population(self, engine: Any = None) -> Population | None:
         """Return the population of ``engine`` (default: the runtime's; None without a table)."""
@@ -72,9 +76,25 @@ class PageState:
         return self._population
 
 
-def session_token(key: str) -> str:
-    """Return the session cookie for an API key (an HMAC: the key itself is never stored)."""
-    return hmac.new(key.encode(), b"lifecycle-page-session", hashlib.sha256).hexdigest()
+SESSION_SECONDS = 12 * 3600
+
+
+def session_token(key: str, issued: int | None = None) -> str:
+    """Return a session cookie for an API key: its issue time and an HMAC of it under the key.
+
+    The key itself is never stored; the server refuses a token older than 12 hours.
+    """
+    issued = int(time.time()) if issued is None else issued
+    mac = hmac.new(key.encode(), f"lifecycle-page:{issued}".encode(), hashlib.sha256)
+    return f"{issued}.{mac.hexdigest()}"
+
+
+def valid_session(token: str, key: str) -> bool:
+    """Return whether a session cookie was made with ``key`` less than 12 hours ago."""
+    issued, _, _ = token.partition(".")
+    if not issued.isdigit() or time.time() - int(issued) > SESSION_SECONDS:
+        return False
+    return hmac.compare_digest(token, session_token(key, int(issued)))
 
 
 def create_app(runtime: Runtime = RUNTIME) -> Starlette:
@@ -88,8 +108,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         key = runtime.settings.api_key
         if key is None:
             return True
-        given = request.cookies.get(SESSION_COOKIE, "")
-        return hmac.compare_digest(given, session_token(key.get_secret_value()))
+        return valid_session(request.cookies.get(SESSION_COOKIE, ""), key.get_secret_value())
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = lang_of(request)
@@ -111,12 +130,22 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if not signed_in(request):
             return RedirectResponse("/signin", status_code=303)
         population = state.population()
-        if population is None:
-            reason = runtime.failure or i18n.text("loading", lang_of(request))
-            return render(request, "loading.html", status=503, reason=reason)
-        return population
+        if population is not None:
+            return population
+        lang = lang_of(request)
+        engine = runtime.engine
+        if engine is not None and engine.lookup is None:
+            return render(request, "loading.html", status=503, reason=i18n.text("no_lookup", lang))
+        if state.error is not None:
+            return render(
+                request, "loading.html", status=503, reason=i18n.text("page_failed", lang)
+            )
+        reason = runtime.failure or i18n.text("loading", lang)
+        return render(
+            request, "loading.html", status=503, reason=reason, refresh=not runtime.failure
+        )
 
-    async def overview(request: Request) -> Response:
+    def overview(request: Request) -> Response:
         population = gate(request)
         if isinstance(population, Response):
             return population
@@ -164,7 +193,9 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             driver_chart=driver_chart,
             action_names=action_names,
             currency=engine.currency,
-            sample=min(len(population.customers), 2000),
+            sample=population.driver_sample,
+            drivers=drivers,
+            config=engine.lifecycle,
         )
 
     def _list_args(request: Request) -> tuple[str | None, str | None, str, str | None]:
@@ -182,14 +213,16 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             problem = "name"
         return segment, stage, sort if sort in SORTABLE else "clv_at_risk", problem
 
-    async def customer_list(request: Request) -> Response:
+    def customer_list(request: Request) -> Response:
         population = gate(request)
         if isinstance(population, Response):
             return population
         lang = lang_of(request)
         segment, stage, sort, problem = _list_args(request)
         if problem:
-            return render(request, "message.html", status=404, message=f"unknown {problem}")
+            return render(
+                request, "message.html", status=404, message=i18n.text("unknown_list", lang)
+            )
         table = customers_of(population, segment=segment, stage=stage, sort=sort)
         name = (
             i18n.segment_name(segment, lang)
@@ -211,7 +244,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             currency=engine.currency,
         )
 
-    async def customers_csv(request: Request) -> Response:
+    def customers_csv(request: Request) -> Response:
         if not signed_in(request):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         population = state.population()
@@ -227,7 +260,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         writer = csv.writer(buffer)
         writer.writerow(columns)
         for row in table[columns].itertuples(index=False):
-            writer.writerow(["" if pd.isna(v) else v for v in row])
+            writer.writerow([_cell(v) for v in row])
         label = (segment or stage or "customers").lower().replace(" ", "_")
         return Response(
             buffer.getvalue(),
@@ -235,7 +268,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             headers={"content-disposition": f'attachment; filename="{label}.csv"'},
         )
 
-    async def customer(request: Request) -> Response:
+    def customer(request: Request) -> Response:
         population = gate(request)
         if isinstance(population, Response):
             return population
@@ -278,7 +311,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             horizons=answer["horizons_days"],
         )
 
-    async def overview_data(request: Request) -> Response:
+    def overview_data(request: Request) -> Response:
         if not signed_in(request):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         population = state.population()
@@ -303,7 +336,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             session_token(key.get_secret_value()),
             httponly=True,
             samesite="strict",
-            max_age=12 * 3600,
+            secure=request.url.scheme == "https",
+            max_age=SESSION_SECONDS,
         )
         return response
 
@@ -339,6 +373,15 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
     )
     app.state.page = state
     return app
+
+
+def _cell(value: Any) -> Any:
+    """Return a CSV cell; text a spreadsheet would run as a formula gets a leading quote."""
+    if isinstance(value, float) and pd.isna(value):
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _path(row: pd.Series, stage: str, cutoff: pd.Timestamp, lang: i18n.Lang) -> list[dict]:

@@ -36,6 +36,7 @@ class Population:
     funnel: pd.DataFrame
     segments: pd.DataFrame
     churn_drivers: pd.DataFrame
+    driver_sample: int
     cutoff: pd.Timestamp
 
 
@@ -73,6 +74,7 @@ def build_population(engine: Engine, seed: int = 0) -> Population:
         funnel=funnel_table(customers),
         segments=segment_summary(customers),
         churn_drivers=churn_drivers(engine, x, masks["churn"], seed),
+        driver_sample=int(min(DRIVER_SAMPLE, masks["churn"].sum())),
         cutoff=lookup.cutoff,
     )
 

@@ -87,14 +87,18 @@ def _load(runtime: Any) -> None:
             batch_threads=settings.batch_threads,
         )
         engine.warm_up()
-        if engine.lookup is not None:
-            PAGE.state.page.population(engine)  # the page's tables, ready with the service
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason
         runtime.failure = f"the service could not start: {exc}"
         log.error("%s", runtime.failure)
         return
     finally:
         runtime.loading.set()
+    if engine.lookup is not None:
+        try:  # the page's tables, ready with the service; a failure here spares the API
+            PAGE.state.page.population(engine)
+        except Exception as exc:
+            PAGE.state.page.error = str(exc)
+            log.error("the marketer page's tables could not be built: %s", exc)
     runtime.engine = engine
     # Freeze what start-up allocated (libraries, models, lookup table): later collections
     # only walk objects created by requests, which keeps GC pauses out of the tail latency.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -97,6 +98,13 @@ def test_language_switch_is_remembered(client: TestClient) -> None:
     client.get("/lang/en")
 
 
+def test_csv_cells_never_start_a_formula() -> None:
+    from serving.page import _cell
+
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("C001") == "C001"
+    assert _cell(float("nan")) == "" and _cell(0.5) == 0.5
+
+
 def test_csv_download(client: TestClient) -> None:
     response = client.get("/customers.csv?segment=Champions&sort=churn_risk")
     assert response.status_code == 200
@@ -125,6 +133,19 @@ def test_sign_in_when_a_key_is_set(keyed: TestClient) -> None:
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and KEY not in cookie
     assert keyed.get("/").status_code == 200
     assert keyed.get("/overview.json").status_code == 200
+    # an expired session is refused, a forged one too
+    from serving.page import SESSION_COOKIE, session_token
+
+    stale = session_token(KEY, issued=int(time.time()) - 13 * 3600)
+    keyed.cookies.clear()
+    keyed.cookies.set(SESSION_COOKIE, stale)
+    assert keyed.get("/", follow_redirects=False).status_code == 303
+    keyed.cookies.clear()
+    keyed.cookies.set(SESSION_COOKIE, session_token("not-the-key"))
+    assert keyed.get("/", follow_redirects=False).status_code == 303
+    keyed.cookies.clear()
+    keyed.post("/signin", data={"key": KEY})
+    assert keyed.get("/").status_code == 200
     # the API itself still wants the key in a header, not the page's cookie
     assert keyed.post("/predict", json={"customer_id": "x"}).status_code == 401
     keyed.post("/signout")
