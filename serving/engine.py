@@ -746,8 +746,12 @@ def _load_version(
     return version, estimator, lifecycle, _model_info(task, run["summary"], version)
 
 
+@functools.lru_cache(maxsize=8)
 def _run_artifacts(run_id: str) -> dict[str, Any]:
-    """Read the training run's ``config.yaml`` and ``summary.json``."""
+    """Read a training run's ``config.yaml`` and ``summary.json`` (read-only; cached).
+
+    The three champions usually come from one run, so it is read once.
+    """
     import mlflow
 
     config = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")

@@ -145,6 +145,15 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             request, "loading.html", status=503, reason=reason, refresh=not runtime.failure
         )
 
+    def data_gate(request: Request) -> Response | Population:
+        """Return the population, or the JSON error a data download answers instead."""
+        if not signed_in(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        population = state.population()
+        if population is None:
+            return JSONResponse({"error": "not_ready"}, status_code=503)
+        return population
+
     def overview(request: Request) -> Response:
         population = gate(request)
         if isinstance(population, Response):
@@ -245,11 +254,9 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         )
 
     def customers_csv(request: Request) -> Response:
-        if not signed_in(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        population = state.population()
-        if population is None:
-            return JSONResponse({"error": "not_ready"}, status_code=503)
+        population = data_gate(request)
+        if isinstance(population, Response):
+            return population
         segment, stage, sort, problem = _list_args(request)
         if problem:
             return JSONResponse({"error": f"unknown {problem}"}, status_code=404)
@@ -312,11 +319,9 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         )
 
     def overview_data(request: Request) -> Response:
-        if not signed_in(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        population = state.population()
-        if population is None:
-            return JSONResponse({"error": "not_ready"}, status_code=503)
+        population = data_gate(request)
+        if isinstance(population, Response):
+            return population
         return JSONResponse(overview_json(population))
 
     async def signin_form(request: Request) -> Response:
