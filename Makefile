@@ -78,13 +78,44 @@ serve: $(STAMP) ## Serve the demo's champions and customers on http://127.0.0.1:
 	echo "   ..."; echo "== the marketer page: http://127.0.0.1:$(PORT)/ (sign in with the key); OpenAPI: /docs.json. Ctrl-C stops the service."; \
 	wait $$pid
 
-bench-features: $(STAMP) ## Feature build speed and memory at 1M and 10M simulated events
-	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000
+# Benchmarks (BENCHMARKS.md): each script writes a JSON per run; `make bench`/`bench-quick` also
+# collect the printed tables into one markdown file per run.
+BENCH_SYNC := $(BIN)/uv sync --frozen --all-extras --group bench --quiet --python $(BIN)/python
+BENCH_OUT ?= benchmarks/results
+QUICK_OUT ?= benchmarks/results/quick
+define bench_steps
+	@set -o pipefail; mkdir -p $(2); tables=$(2)/tables-$$(date -u +%Y%m%dT%H%M%SZ).md; \
+	IFS='+' read -ra steps <<< "$(1)"; for step in "$${steps[@]}"; do \
+	  step=$$(echo $$step); echo "== $$step" >&2; printf '\n## `%s`\n\n' "$$step" >> $$tables; \
+	  $(BIN)/python benchmarks/$$step | tee -a $$tables || exit 1; \
+	done; echo "tables: $$tables"
+endef
+FULL_STEPS := real_data.py --trials 30 --out $(BENCH_OUT) + training_quality.py sim --customers 20000 --trials 20 --out $(BENCH_OUT) + feature_speed.py --events 1000000 10000000 50000000 --out $(BENCH_OUT) + serving_latency.py --duration 15 --out $(BENCH_OUT) + training_time.py --customers 100000 --trials 50 --out $(BENCH_OUT)
+QUICK_STEPS := real_data.py cdnow_sample online_retail --protocols time_honest --trials 3 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + feature_speed.py --events 200000 1000000 --repeats 1 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + serving_latency.py --quick --out $(QUICK_OUT) + training_time.py --quick --out $(QUICK_OUT)
 
-bench-training: $(STAMP) ## Model quality vs RFM, last-period, BG/NBD and the oracle (sim, CDNOW sample and master)
-	$(BIN)/python benchmarks/training_quality.py sim cdnow_sample cdnow --customers 20000 --trials 20
+bench: $(STAMP) ## Every benchmark (1.5-2 h): real data vs BTYD peers, simulator vs oracle, features to 50M events, serving, training time
+	@$(BENCH_SYNC)
+	$(call bench_steps,$(FULL_STEPS),$(BENCH_OUT))
 
-bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starlette floor (needs make demo)
+bench-quick: $(STAMP) ## A small version of every benchmark (under 10 min); results in benchmarks/results/quick/
+	@$(BENCH_SYNC)
+	$(call bench_steps,$(QUICK_STEPS),$(QUICK_OUT))
+
+bench-quality: $(STAMP) ## Quality on CDNOW (sample, master) and Online Retail vs BG/NBD, Pareto/NBD, RFM rules, naive
+	@$(BENCH_SYNC)
+	$(BIN)/python benchmarks/real_data.py --trials 30
+
+bench-features: $(STAMP) ## Feature build speed and memory at 1M, 10M and 50M events beside pymc-marketing and lifetimes
+	@$(BENCH_SYNC)
+	$(BIN)/python benchmarks/feature_speed.py --events 1000000 10000000 50000000
+
+bench-training: $(STAMP) ## Simulated model quality vs RFM, last-period, BG/NBD and the oracle (20,000 customers)
+	$(BIN)/python benchmarks/training_quality.py sim --customers 20000 --trials 20
+
+bench-training-time: $(STAMP) ## Wall time of lifecycle train on 100,000 simulated customers with 50 trials, by part
+	$(BIN)/python benchmarks/training_time.py --customers 100000 --trials 50
+
+bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starlette floor (the demo's models, else builds a small world)
 	$(BIN)/python benchmarks/serving_latency.py --duration 15
 
 bento-requirements: $(STAMP) ## Refresh serving/requirements.txt (the Bento's packages) from uv.lock
@@ -96,4 +127,4 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports
 
-.PHONY: help install lint format browser test demo serve bench-features bench-sim bench-training bench-serving bento-requirements clean
+.PHONY: help install lint format browser test demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento-requirements clean

@@ -1,20 +1,13 @@
 """Model quality against baselines and the oracle, run side by side in one process.
 
-Usage: python benchmarks/training_quality.py [sim] [cdnow_sample] [cdnow] [--customers N]
-       [--trials N]
+Usage: python benchmarks/training_quality.py [sim] [--customers N] [--trials N] [--out DIR]
 
 - ``sim``: simulate N customers over 4 years, train with the time-honest protocol and report
   each model against RFM, last-period, BG/NBD and the oracle (the simulator's true
   probabilities). Also compares one next-stage model (stage as a feature) with one model per
   stage, on the same split.
-- ``cdnow_sample`` / ``cdnow``: the classic BTYD protocol (39-week calibration to 1997-09-30,
-  39-week holdout). No time-honest split fits a 273-day horizon in 78 weeks, so the LightGBM
-  models use a 5-fold customer cross-fit: every customer is scored by models that never saw
-  it, trained on the other customers' rows at monthly cutoffs up to 1997-10-01 (their label
-  windows overlap the holdout period in time: not time-honest, as in published work).
-  BG/NBD + Gamma-Gamma is fitted on everyone's calibration period (it uses no labels). Both
-  are scored on all customers: ranking AUC for "any purchase in the holdout", and for holdout
-  revenue MAE, normalised Gini, Spearman and total bias.
+
+Real data (CDNOW, Online Retail) against BTYD peers is ``benchmarks/real_data.py``.
 
 Writes benchmarks/results/training-<UTC time>.json and prints the tables.
 """
@@ -34,22 +27,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.build import build_features, feature_columns  # noqa: E402
-from features.io import load_events  # noqa: E402
-from features.mapping import load_mapping  # noqa: E402
 from features.simulate import simulate  # noqa: E402
-from models.lgbm import LifecycleClassifier, eligible, matrix  # noqa: E402
-from training.config import Horizons, TrainingConfig, TuningSettings  # noqa: E402
-from training.labels import build_labels  # noqa: E402
-from training.metrics import classification_metrics, regression_metrics  # noqa: E402
-from training.pipeline import fit_estimator, run_training  # noqa: E402
-from training.splits import customer_groups  # noqa: E402
-from training.tune import tune  # noqa: E402
+from models.lgbm import LifecycleClassifier  # noqa: E402
+from training.config import TrainingConfig, TuningSettings  # noqa: E402
+from training.metrics import classification_metrics  # noqa: E402
+from training.pipeline import run_training  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
-CDNOW_CUTOFFS = 9  # monthly training cutoffs up to 1997-10-01 (--cdnow-cutoffs)
 
 
 def log(message: str) -> None:
@@ -123,160 +109,49 @@ def per_stage_comparison(result, config: TrainingConfig) -> dict:
     return out
 
 
-def bench_cdnow(name: str, trials: int, seed: int = 11, folds: int = 5) -> dict:
-    path = DATA / "cdnow" / ("CDNOW_sample.txt" if name == "cdnow_sample" else "CDNOW_master.txt")
-    if not path.exists():
-        return {"skipped": f"{path} not found"}
-    loaded = load_events(str(path), mapping=load_mapping(name))
-    events = loaded.events
-    cutoff = pd.Timestamp("1997-10-01", tz="UTC")
-    end = pd.Timestamp("1998-07-01", tz="UTC")
-    horizon = (end - cutoff).days  # 273 days = 39 weeks
-    cuts = list(pd.date_range("1997-02-01", "1997-10-01", freq="MS", tz="UTC"))[-CDNOW_CUTOFFS:]
-    config = TrainingConfig(
-        tasks=("churn", "clv"),
-        horizons=Horizons(churn_days=horizon, clv_days=horizon),
-        protocol="customer",
-        tuning=TuningSettings(trials=trials),
-        seed=seed,
-    )
-    log(f"{name}: features at {len(cuts)} cutoffs")
-    features = build_features(events, cutoffs=cuts)
-    names = feature_columns()
-    customers = features.loc[features["cutoff"] == cutoff, "customer_id"]
-    fold_of = pd.Series(
-        (pd.util.hash_pandas_object(customers, index=False).to_numpy() % folds).astype(int),
-        index=customers.to_numpy(),
-    )
-    inner = pd.Series(customer_groups(customers, seed=seed + 1), index=customers.to_numpy())
-    row_fold = fold_of.reindex(features["customer_id"]).to_numpy()
-    row_inner = inner.reindex(features["customer_id"]).to_numpy()
-    at_eval = (features["cutoff"] == cutoff).to_numpy()
-    out: dict = {
-        "events": len(events),
-        "customers": len(customers),
-        "cutoff": cutoff.isoformat(),
-        "horizon_days": horizon,
-        "folds": folds,
-        "trials": trials,
-        "training_cutoffs": [c.isoformat() for c in cuts],
-    }
-    predictions: dict[str, np.ndarray] = {}
-    labels_at_eval: dict[str, np.ndarray] = {}
-    for task in ("churn", "clv"):
-        y = build_labels(events, features, task=task, horizon_days=horizon, end=end)
-        usable = eligible(task, features) & np.isfinite(y)
-        pred = np.full(len(features), np.nan)
-        params = None
-        for k in range(folds):
-            train = usable & (row_fold != k) & (row_inner != "valid")
-            valid = usable & (row_fold != k) & (row_inner == "valid") & at_eval
-            test = usable & (row_fold == k) & at_eval
-            if params is None:
-                log(f"{name} {task}: tuning ({trials} trials) on fold 0")
-                probe = fit_estimator(
-                    task,
-                    config,
-                    {},
-                    names,
-                    features[train][:50],
-                    y[train][:50],
-                    features[valid][:50],
-                    y[valid][:50],
-                )
-                base = probe.lgb_params()
-                yt, yv = y[train], y[valid]
-                if task == "clv":
-                    yt, yv = np.maximum(yt, 0), np.maximum(yv, 0)
-                params = tune(
-                    task,
-                    base,
-                    matrix(features[train], names),
-                    yt,
-                    matrix(features[valid], names),
-                    yv,
-                    feature_names=names,
-                    settings=config.tuning,
-                    seed=seed,
-                ).best_params
-            model = fit_estimator(
-                task, config, params, names, features[train], y[train], features[valid], y[valid]
-            )
-            rows = features[test]
-            if task == "clv":
-                pred[test] = model.predict_clv(rows)
-            else:
-                pred[test] = model.predict_proba(rows)
-        predictions[task] = pred[at_eval]
-        labels_at_eval[task] = y[at_eval]
-    ids = features.loc[at_eval, "customer_id"].astype(str).to_numpy()
-
-    log(f"{name}: BG/NBD + Gamma-Gamma")
-    from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary
-
-    t0 = time.perf_counter()
-    summary = rfm_summary(events, cutoff=cutoff)
-    bg = BetaGeoGammaGammaBaseline(seed=seed).fit(summary)
-    bg_pred = bg.predict(summary, horizon_days=horizon).reindex(ids)
-    out["bgnbd_seconds"] = round(time.perf_counter() - t0, 1)
-
-    bought = 1.0 - labels_at_eval["churn"]
-    ours_p = 1.0 - predictions["churn"]
-    out["repeat_purchase"] = {
-        "lightgbm": classification_metrics(bought, ours_p),
-        "bgnbd": classification_metrics(
-            bought, np.clip(bg_pred["probability_purchase"].to_numpy(dtype=float), 0, 1)
-        ),
-    }
-    # the published 0.773 ranks by expected purchases; only the AUC is comparable there
-    out["repeat_purchase"]["bgnbd_expected_purchases_auc"] = classification_metrics(
-        bought, _rank01(bg_pred["expected_purchases"].to_numpy(dtype=float))
-    )["roc_auc"]
-    revenue = labels_at_eval["clv"]
-    out["clv"] = {
-        "lightgbm": regression_metrics(revenue, predictions["clv"]),
-        "bgnbd_gamma_gamma": regression_metrics(
-            revenue, np.nan_to_num(bg_pred["expected_clv"].to_numpy(dtype=float))
-        ),
-    }
-    out["expected_vs_actual_purchases"] = {
-        "bgnbd_expected": float(bg_pred["expected_purchases"].sum()),
-    }
-    return out
+SHOWN = {
+    "next_stage": ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10"),
+    "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10"),
+    "clv": ("mae", "rmse", "spearman", "normalized_gini", "decile_mape", "total_bias"),
+}
 
 
-def _rank01(values: np.ndarray) -> np.ndarray:
-    """Map scores to (0, 1] by rank, keeping their order (ties stay tied)."""
-    return pd.Series(values).rank(method="average", pct=True).to_numpy()
+def table(task: str, metrics: dict) -> str:
+    shown = SHOWN[task]
+    lines = [f"**{task}** (simulated, time-honest)", "", "| | " + " | ".join(shown) + " |"]
+    lines.append("|---|" + "---:|" * len(shown))
+    for name, values in metrics.items():
+        lines.append(f"| {name} | " + " | ".join(f"{values[k]:.4f}" for k in shown) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", choices=["sim", "cdnow_sample", "cdnow"])
+    parser.add_argument("which", nargs="*", choices=["sim"])
     parser.add_argument("--customers", type=int, default=20000)
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--cdnow-cutoffs", type=int, default=9)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    global CDNOW_CUTOFFS
-    CDNOW_CUTOFFS = args.cdnow_cutoffs
     customers, trials = args.customers, args.trials
-    which = args.which or ["sim", "cdnow_sample", "cdnow"]
+    which = args.which or ["sim"]
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
     }
     for name in which:
         began = time.perf_counter()
-        results[name] = bench_sim(customers, trials) if name == "sim" else bench_cdnow(name, trials)
+        results[name] = bench_sim(customers, trials)
         results[name]["wall_seconds"] = round(time.perf_counter() - began, 1)
         log(f"{name} done in {results[name]['wall_seconds']} s")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"training-{stamp}.json"
+    path = args.out / f"training-{stamp}.json"
     path.write_text(json.dumps(results, indent=2, default=float), encoding="utf-8")
-    print(json.dumps(results, indent=2, default=float)[:6000])
+    for name in which:
+        for task in ("next_stage", "churn", "clv"):
+            print(table(task, results[name][task]["metrics"]), end="\n\n")
     print(f"-> {path}")
 
 

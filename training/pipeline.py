@@ -382,6 +382,7 @@ def _run_task(
     )
 
     scores, interval = _model_scores(task, estimator, evaluation)
+    progress(f"{task}: baselines")
     rfm = RfmCellRate().fit(train, y_train)
     baselines: dict[str, FloatArray | None] = {
         "rfm": rfm.predict(evaluation) if "rfm" in config.baselines else None,
@@ -392,6 +393,7 @@ def _run_task(
         "oracle": _oracle(truth, task, horizon, evaluation, primary.eval, config),
     }
     scores.update({k: v for k, v in baselines.items() if v is not None})
+    progress(f"{task}: metrics")
     metrics = _evaluate(task, evaluation, y_eval, scores, interval)
 
     summary: dict[str, Any] = {
@@ -429,6 +431,7 @@ def _run_task(
             task, splits["customer"], features, labels, usable, config, tuning, feature_names
         )
 
+    progress(f"{task}: evaluation rows and SHAP sample")
     frame = evaluation.copy()
     frame["label"] = y_eval
     for name, score in scores.items():
@@ -597,6 +600,7 @@ def run_training(
     all_features = build_features(events, cutoffs=sorted(needed | later), config=config.lifecycle)
     features = all_features[all_features["cutoff"].isin(sorted(needed))].reset_index(drop=True)
     feature_names = [c for c in feature_columns(config.lifecycle) if c in features.columns]
+    say("data fingerprint")
     data = fingerprint(events)
     data["observed_until"] = end.isoformat()
     results: dict[Task, TaskResult] = {}

@@ -151,9 +151,9 @@ def train_and_log(
     config = config or TrainingConfig()
     say = progress or (lambda _message: None)
     result = run_training(events, config=config, truth=truth, progress=say)
+    say("logging to MLflow")
     client = tracking.connect(tracking_uri)
     exp_id = tracking.experiment_id(client, experiment)
-    say("logging to MLflow")
     with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         git = tracking.log_git_commit(Path(__file__).resolve().parents[1])
