@@ -761,7 +761,9 @@ def tables(name: str, protocol: str, result: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", choices=["cdnow_sample", "cdnow", "online_retail"])
+    parser.add_argument(
+        "which", nargs="*", help="cdnow_sample, cdnow, online_retail (default: all three)"
+    )
     parser.add_argument("--trials", type=int, default=30, help="Optuna trials per learner")
     parser.add_argument(
         "--protocols",
@@ -773,7 +775,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=PLOTS)
     args = parser.parse_args(argv)
-    which = args.which or ["cdnow_sample", "cdnow", "online_retail"]
+    specs = datasets()
+    which = args.which or list(specs)
+    unknown = sorted(set(which) - set(specs))
+    if unknown:
+        parser.error(f"unknown datasets {unknown}; choose from {list(specs)}")
     import lightgbm
     import pymc_marketing
 
@@ -788,7 +794,6 @@ def main(argv: list[str]) -> None:
         },
         "command": "python benchmarks/real_data.py " + " ".join(argv),
     }
-    specs = datasets()
     for name in which:
         began = time.perf_counter()
         results[name] = run_dataset(specs[name], args.protocols, args.trials, args.seed, args.plots)

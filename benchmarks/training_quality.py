@@ -129,7 +129,7 @@ def main(argv: list[str]) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", choices=["sim"])
+    parser.add_argument("which", nargs="*", help="sim (the default; the only one)")
     parser.add_argument("--customers", type=int, default=20000)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
