@@ -3,7 +3,9 @@
 Starlette on uvicorn (one worker, no access log), loading the same champion models and lookup
 table as the service, and doing only what any server must: parse the JSON, find the row, run
 the three models with native Tree SHAP (LightGBM ``pred_contrib``) and send the numbers back.
-No validation beyond a key lookup, no sentences, no next-best-action, no auth.
+No validation beyond a key lookup, no sentences, no next-best-action, no auth. Like the
+service, a batch of ``BATCH_ROWS`` rows or more is computed in a worker thread (so concurrent
+batches can use more than one core, as the service's do) and one customer on the event loop.
 
 Usage: python benchmarks/serving_floor.py --port 3100 --lookup demo/scores.parquet
 """
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 import uvicorn
 from pydantic_core import from_json, to_json
@@ -27,7 +30,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.engine import Engine  # noqa: E402
+from serving.engine import BATCH_ROWS, Engine  # noqa: E402
 
 
 def build_app(engine: Engine) -> Starlette:
@@ -54,7 +57,11 @@ def build_app(engine: Engine) -> Starlette:
     async def predict_batch(request: Request) -> Response:
         body = from_json(await request.body())
         rows = np.array([lookup.index[item["customer_id"]] for item in body["items"]])
-        return Response(to_json({"items": score(rows)}), media_type="application/json")
+        if len(rows) >= BATCH_ROWS:
+            items = await anyio.to_thread.run_sync(score, rows)
+        else:
+            items = score(rows)
+        return Response(to_json({"items": items}), media_type="application/json")
 
     async def ready(_: Request) -> Response:
         return Response(b"ok")

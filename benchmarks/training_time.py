@@ -42,7 +42,7 @@ ROOT = HERE.parent
 BIN = Path(sys.executable).parent
 LIFECYCLE = str(BIN / "lifecycle") if (BIN / "lifecycle").exists() else "lifecycle"
 PACKAGES = ("lightgbm", "optuna", "mlflow", "duckdb", "pandas", "pyarrow", "numpy")
-QUICK = {"customers": 5_000, "trials": 3}
+QUICK = {"customers": 3_000, "trials": 2}
 DEFAULTS = {"customers": 100_000, "trials": 50}
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
