@@ -148,6 +148,7 @@ def build_world(folder: Path, customers: int, seed: int, trials: int) -> dict[st
     MLflow lives in ``folder`` (a SQLite store, artifacts under it: the commands run there),
     and so does everything else. A manifest (world.json) written last marks it complete.
     """
+    folder = folder.resolve()  # the commands run inside it: relative paths would break
     fingerprint = code_fingerprint(customers, seed, trials)
     manifest_path = folder / "world.json"
     if manifest_path.exists():
