@@ -93,7 +93,7 @@ endef
 FULL_STEPS := real_data.py --trials 30 --out $(BENCH_OUT) + training_quality.py sim --customers 20000 --trials 20 --out $(BENCH_OUT) + feature_speed.py --events 1000000 10000000 50000000 --out $(BENCH_OUT) + serving_latency.py --duration 15 --out $(BENCH_OUT) + training_time.py --customers 100000 --trials 50 --out $(BENCH_OUT)
 QUICK_STEPS := real_data.py cdnow_sample online_retail --protocols time_honest --trials 3 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + feature_speed.py --events 200000 1000000 --repeats 1 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + serving_latency.py --quick --out $(QUICK_OUT) + training_time.py --quick --out $(QUICK_OUT)
 
-bench: $(STAMP) ## Every benchmark (1.5-2 h): real data vs BTYD peers, simulator vs oracle, features to 50M events, serving, training time
+bench: $(STAMP) ## Every benchmark (about 80 min): real data vs BTYD peers, simulator vs oracle, features to 50M events, serving, training time
 	@$(BENCH_SYNC)
 	$(call bench_steps,$(FULL_STEPS),$(BENCH_OUT))
 
