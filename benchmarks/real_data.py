@@ -399,6 +399,14 @@ def fit_offset(
     return predict
 
 
+def customer_folds(rows: pd.DataFrame, folds: int) -> np.ndarray:
+    """Each row's cross-fit fold by a hash of its customer id (-1 everywhere without folds)."""
+    if not folds:
+        return np.full(len(rows), -1)
+    hashed = pd.util.hash_pandas_object(rows["customer_id"], index=False).to_numpy()
+    return (hashed % folds).astype(int)
+
+
 def learner_predictions(
     protocol: Protocol,
     rows: pd.DataFrame,
@@ -417,13 +425,7 @@ def learner_predictions(
         seed=seed,
     )
     inner = customer_groups(rows["customer_id"], seed=seed + 1)
-    if protocol.folds:
-        ids = rows["customer_id"]
-        fold = (pd.util.hash_pandas_object(ids, index=False).to_numpy() % protocol.folds).astype(
-            int
-        )
-    else:
-        fold = np.full(len(rows), -1)
+    fold = customer_folds(rows, protocol.folds)
     is_train_cut = rows["cutoff"].isin(protocol.train_cutoffs).to_numpy()
     n_eval = int(at_eval.sum())
     out: dict[str, dict[str, np.ndarray]] = {}
@@ -484,10 +486,7 @@ def rfm_rule_predictions(
     is_train_cut = rows["cutoff"].isin(protocol.train_cutoffs).to_numpy()
     evaluation = rows[at_eval]
     out = {}
-    if protocol.folds:
-        fold = (
-            pd.util.hash_pandas_object(rows["customer_id"], index=False).to_numpy() % protocol.folds
-        ).astype(int)
+    fold = customer_folds(rows, protocol.folds)
     for target in TARGETS:
         y = labels[target]
         usable = np.isfinite(y) & is_train_cut

@@ -348,27 +348,39 @@ def lua_strings(values: list[str]) -> str:
     return ",\n".join(json.dumps(v) for v in values)
 
 
-def wrk_script(work: Path, ids: list[str], path: str, headers: dict[str, str]) -> Path:
-    """One customer per request, picked at random from ``ids``."""
+def _wrk_prologue(path: str, headers: dict[str, str], name: str, ids: list[str]) -> str:
+    """Seed, method, path and headers, and the ids' JSON bodies as the Lua table ``name``."""
     bodies = lua_strings([json.dumps({"customer_id": cid}) for cid in ids])
     header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    script = f"""
+    return f"""
 math.randomseed(7)
 wrk.method = "POST"
 wrk.path = "{path}"
 wrk.headers["Content-Type"] = "application/json"
 {header_lines}
-local bodies = {{
+local {name} = {{
 {bodies}
 }}
-local n = #bodies
+"""
+
+
+def _write_script(work: Path, stem: str, script: str) -> Path:
+    out = work / f"{stem}-{len(list(work.glob('*.lua')))}.lua"
+    out.write_text(script, encoding="utf-8")
+    return out
+
+
+def wrk_script(work: Path, ids: list[str], path: str, headers: dict[str, str]) -> Path:
+    """One customer per request, picked at random from ``ids``."""
+    script = (
+        _wrk_prologue(path, headers, "bodies", ids)
+        + """local n = #bodies
 request = function()
   return wrk.format(nil, nil, nil, bodies[math.random(n)])
 end
 """
-    out = work / f"single-{len(list(work.glob('*.lua')))}.lua"
-    out.write_text(script, encoding="utf-8")
-    return out
+    )
+    return _write_script(work, "single", script)
 
 
 def wrk_batch_script(work: Path, ids: list[str], size: int, headers: dict[str, str]) -> Path:
@@ -377,18 +389,9 @@ def wrk_batch_script(work: Path, ids: list[str], size: int, headers: dict[str, s
     A partial Fisher-Yates shuffle of the pool per request: its first ``size`` entries are a
     uniform random sample without replacement.
     """
-    items = lua_strings([json.dumps({"customer_id": cid}) for cid in ids])
-    header_lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items())
-    script = f"""
-math.randomseed(7)
-wrk.method = "POST"
-wrk.path = "/predict_batch"
-wrk.headers["Content-Type"] = "application/json"
-{header_lines}
-local pool = {{
-{items}
-}}
-local n = #pool
+    script = (
+        _wrk_prologue("/predict_batch", headers, "pool", ids)
+        + f"""local n = #pool
 local size = {size}
 local chosen = {{}}
 request = function()
@@ -400,9 +403,8 @@ request = function()
   return wrk.format(nil, nil, nil, '{{"items":[' .. table.concat(chosen, ",") .. ']}}')
 end
 """
-    out = work / f"batch-{size}-{len(list(work.glob('*.lua')))}.lua"
-    out.write_text(script, encoding="utf-8")
-    return out
+    )
+    return _write_script(work, f"batch-{size}", script)
 
 
 def to_ms(text: str) -> float:

@@ -326,21 +326,14 @@ def git_commit() -> str | None:
     git = shutil.which("git")
     if git is None:
         return None
+
+    def output(*args: str) -> str:
+        done = subprocess.run([git, *args], cwd=ROOT, check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            [git, "rev-parse", "--short=12", "HEAD"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [git, "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        commit = output("rev-parse", "--short=12", "HEAD")
+        dirty = output("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + (" (uncommitted changes)" if dirty else "")
