@@ -197,6 +197,13 @@ class _LgbmEstimator:
         )
         return np.asarray(values, dtype=np.float64)
 
+    def explanation(self, features: pd.DataFrame) -> Any:
+        """Tree SHAP of ``features`` as a :class:`shap.Explanation` (see :func:`shap_explanation`).
+
+        ``shap.plots.waterfall(estimator.explanation(rows)[0])`` draws one customer's.
+        """
+        return shap_explanation(self.contributions(features), features[self.feature_names])
+
     def raw_score_matrix(self, x: FloatArray, threads: int | None = None) -> FloatArray:
         """Return the booster's raw output (what :meth:`contributions` add up to) for a matrix."""
         raw = self.booster_.predict(
@@ -510,6 +517,51 @@ class ClvRegressor(_LgbmEstimator):
 
 
 LifecycleEstimator = LifecycleClassifier | ClvRegressor
+
+
+def shap_explanation(contributions: npt.ArrayLike, features: pd.DataFrame) -> Any:
+    """Wrap LightGBM Tree SHAP values as a :class:`shap.Explanation` for shap's plots.
+
+    Parameters
+    ----------
+    contributions
+        ``Booster.predict(X, pred_contrib=True)`` of a single-output model: ``n x (p + 1)``,
+        the last column the base value.
+    features
+        The ``n x p`` rows the values explain (the points' colours and the waterfall's labels).
+
+    Returns
+    -------
+    shap.Explanation
+        ``values`` ``n x p``, ``base_values`` ``n``, ``data`` and ``feature_names``; row ``i``
+        adds up to the booster's raw output (log-odds, or the log of the mean for CLV).
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not fit.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        # shap's colour maps use matplotlib calls due for deprecation: noise for our users.
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+
+    values = np.asarray(contributions, dtype=float)
+    expected = (len(features), features.shape[1] + 1)
+    if values.ndim != 2 or values.shape != expected:
+        raise ValueError(
+            f"contributions must have shape (n, p + 1) = {expected} for a single-output model, "
+            f"got {values.shape}"
+        )
+    return shap.Explanation(
+        values=values[:, :-1],
+        base_values=values[:, -1],
+        data=features.to_numpy(),
+        feature_names=[str(c) for c in features.columns],
+    )
+
 
 Calibrator: TypeAlias = IsotonicRegression | LogisticRegression | None
 

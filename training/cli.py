@@ -607,14 +607,10 @@ def _find_truth(events: str, truth: Path | None) -> pd.DataFrame | None:
 
 
 def _print_task_metrics(summary: dict[str, Any]) -> None:
-    import pandas as pd
+    from training.report import metrics_table
 
     for task, block in summary["tasks"].items():
-        rows = []
-        for name, values in block["metrics"].items():
-            overall = values["overall"]
-            rows.append({"model": name, **overall})
-        frame = pd.DataFrame(rows)
+        frame = metrics_table(summary, task).reset_index()
         if task == "clv":
             cols = ["model", "mae", "rmse", "spearman", "normalized_gini", "total_bias"]
             cols += [c for c in ("coverage_p10_p90",) if c in frame.columns]

@@ -21,6 +21,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from models.lgbm import shap_explanation
 from training.metrics import prediction_deciles
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ def _new_axes(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
     return fig, fig.add_subplot()
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG to ``path`` and release its artists."""
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG to ``path``, release its artists and return the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png", dpi=DPI, bbox_inches="tight")
@@ -100,14 +101,13 @@ def _as_float(values: npt.ArrayLike, name: str) -> np.ndarray:
     return arr
 
 
-def plot_calibration(
+def calibration_figure(
     y_true: npt.ArrayLike,
     probs: Mapping[str, npt.ArrayLike],
-    path: str | Path,
     *,
     n_bins: int = 10,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Draw reliability curves (quantile bins) of named probability series.
 
     Parameters
@@ -117,8 +117,6 @@ def plot_calibration(
     probs
         Named probabilities of the outcome 1, such as
         ``{"uncalibrated": p_raw, "calibrated": p_cal}``.
-    path
-        Where to write the PNG.
     n_bins
         Number of quantile bins (:func:`sklearn.calibration.calibration_curve`).
     title
@@ -126,12 +124,12 @@ def plot_calibration(
 
     Returns
     -------
-    pathlib.Path
-        The PNG written.
+    matplotlib.figure.Figure
+        The figure (a notebook shows it inline; :func:`plot_calibration` writes a PNG).
 
     Examples
     --------
-    >>> plot_calibration([0, 1, 1], {"model": [0.2, 0.6, 0.9]}, tmp / "cal.png")  # doctest: +SKIP
+    >>> calibration_figure([0, 1, 1], {"model": [0.2, 0.6, 0.9]})  # doctest: +SKIP
     """
     from sklearn.calibration import calibration_curve
 
@@ -149,16 +147,15 @@ def plot_calibration(
     ax.set_ylabel("Observed positive rate")
     ax.set_title(title or "Calibration: reliability curve")
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return fig
 
 
-def plot_cumulative_gain(
+def gain_figure(
     y_true: npt.ArrayLike,
     scores: Mapping[str, npt.ArrayLike],
-    path: str | Path,
     *,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Draw cumulative gain curves: share of the outcome captured vs share of customers targeted.
 
     Customers are targeted by descending score (ties in their original order). For a 0/1
@@ -172,19 +169,17 @@ def plot_cumulative_gain(
         random line is drawn, with a note.
     scores
         Named ranking scores, such as ``{"model": p, "rfm": rfm_score, "oracle": y}``.
-    path
-        Where to write the PNG.
     title
         Figure title; a default is used when empty.
 
     Returns
     -------
-    pathlib.Path
-        The PNG written.
+    matplotlib.figure.Figure
+        The figure (:func:`plot_cumulative_gain` writes it as a PNG).
 
     Examples
     --------
-    >>> plot_cumulative_gain([0, 1, 1], {"model": [0.2, 0.6, 0.9]}, tmp / "g.png")  # doctest: +SKIP
+    >>> gain_figure([0, 1, 1], {"model": [0.2, 0.6, 0.9]})  # doctest: +SKIP
     """
     y = _as_float(y_true, "y_true")
     total = float(y.sum())
@@ -207,16 +202,10 @@ def plot_cumulative_gain(
     ax.set_ylabel("Share of positives captured" if binary else "Share of total value captured")
     ax.set_title(title or "Cumulative gain")
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return fig
 
 
-def plot_clv_deciles(
-    y_true: npt.ArrayLike,
-    pred: npt.ArrayLike,
-    path: str | Path,
-    *,
-    title: str = "",
-) -> Path:
+def deciles_figure(y_true: npt.ArrayLike, pred: npt.ArrayLike, *, title: str = "") -> Figure:
     """Draw mean actual and mean predicted value per prediction decile.
 
     Deciles follow :func:`training.metrics.prediction_deciles`: decile 1 holds the highest
@@ -228,19 +217,17 @@ def plot_clv_deciles(
         Actual values (for example realised CLV over the horizon).
     pred
         Predicted values.
-    path
-        Where to write the PNG.
     title
         Figure title; a default is used when empty.
 
     Returns
     -------
-    pathlib.Path
-        The PNG written.
+    matplotlib.figure.Figure
+        The figure (:func:`plot_clv_deciles` writes it as a PNG).
 
     Examples
     --------
-    >>> plot_clv_deciles([0.0, 5.0, 9.0], [1.0, 4.0, 8.0], tmp / "deciles.png")  # doctest: +SKIP
+    >>> deciles_figure([0.0, 5.0, 9.0], [1.0, 4.0, 8.0])  # doctest: +SKIP
     """
     y = _as_float(y_true, "y_true")
     p = _as_float(pred, "pred")
@@ -259,17 +246,16 @@ def plot_clv_deciles(
     ax.set_ylabel("Mean value per customer")
     ax.set_title(title or "Actual vs predicted by prediction decile")
     ax.legend(loc="upper right")
-    return _save(fig, path)
+    return fig
 
 
-def plot_shap_summary(
+def shap_summary_figure(
     contributions: np.ndarray,
     X: pd.DataFrame,
-    path: str | Path,
     *,
     max_display: int = 15,
     title: str = "",
-) -> Path:
+) -> Figure:
     """Draw the SHAP beeswarm of LightGBM feature contributions.
 
     Parameters
@@ -279,8 +265,6 @@ def plot_shap_summary(
         the last column the bias, which is dropped.
     X
         The ``n x p`` features the contributions were computed on (colours the points).
-    path
-        Where to write the PNG.
     max_display
         Most features shown; the rest are summed in one row.
     title
@@ -288,31 +272,20 @@ def plot_shap_summary(
 
     Returns
     -------
-    pathlib.Path
-        The PNG written.
+    matplotlib.figure.Figure
+        The figure (:func:`plot_shap_summary` writes it as a PNG).
 
     Examples
     --------
     >>> contrib = booster.predict(X, pred_contrib=True)  # doctest: +SKIP
-    >>> plot_shap_summary(contrib, X, tmp / "shap.png")  # doctest: +SKIP
+    >>> shap_summary_figure(contrib, X)  # doctest: +SKIP
     """
     with warnings.catch_warnings():
         # shap's colour maps use matplotlib calls due for deprecation: noise for our users.
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         import shap
 
-    values = np.asarray(contributions, dtype=float)
-    if values.ndim != 2 or values.shape != (len(X), X.shape[1] + 1):
-        raise ValueError(
-            f"contributions must have shape (n, p + 1) = {(len(X), X.shape[1] + 1)} for a "
-            f"single-output model, got {values.shape}"
-        )
-    explanation = shap.Explanation(
-        values=values[:, :-1],
-        base_values=values[:, -1],
-        data=X,
-        feature_names=[str(c) for c in X.columns],
-    )
+    explanation = shap_explanation(contributions, X)
     shown = min(max_display, X.shape[1])
     fig, ax = _new_axes((FIGSIZE[0], max(FIGSIZE[1], 0.35 * shown + 1.5)))
     # The beeswarm jitters points with numpy's global generator: fix it for a reproducible
@@ -324,16 +297,10 @@ def plot_shap_summary(
     finally:
         np.random.set_state(state)
     ax.set_title(title or "SHAP values: impact of each feature on the model output")
-    return _save(fig, path)
+    return fig
 
 
-def plot_importance(
-    importance: pd.Series,
-    path: str | Path,
-    *,
-    top: int = 20,
-    title: str = "",
-) -> Path:
+def importance_figure(importance: pd.Series, *, top: int = 20, title: str = "") -> Figure:
     """Draw a horizontal bar chart of the features with the highest importance (gain).
 
     Parameters
@@ -341,8 +308,6 @@ def plot_importance(
     importance
         Importance by feature name, such as
         ``pd.Series(booster.feature_importance("gain"), index=booster.feature_name())``.
-    path
-        Where to write the PNG.
     top
         Number of features shown.
     title
@@ -350,13 +315,12 @@ def plot_importance(
 
     Returns
     -------
-    pathlib.Path
-        The PNG written.
+    matplotlib.figure.Figure
+        The figure (:func:`plot_importance` writes it as a PNG).
 
     Examples
     --------
-    >>> importance = pd.Series({"recency": 9.0, "frequency": 4.0})
-    >>> plot_importance(importance, tmp / "importance.png")  # doctest: +SKIP
+    >>> importance_figure(pd.Series({"recency": 9.0, "frequency": 4.0}))  # doctest: +SKIP
     """
     shown = importance.sort_values(ascending=False, kind="stable").head(top).iloc[::-1]
     fig, ax = _new_axes((FIGSIZE[0], max(FIGSIZE[1], 0.25 * len(shown) + 1.0)))
@@ -364,7 +328,93 @@ def plot_importance(
     ax.set_xlabel("Total gain")
     ax.set_ylabel("Feature")
     ax.set_title(title or f"Feature importance (gain), top {len(shown)}")
-    return _save(fig, path)
+    return fig
+
+
+# The same figures written as PNG files, for the run report and MLflow.
+
+
+def plot_calibration(
+    y_true: npt.ArrayLike,
+    probs: Mapping[str, npt.ArrayLike],
+    path: str | Path,
+    *,
+    n_bins: int = 10,
+    title: str = "",
+) -> Path:
+    """Write :func:`calibration_figure` to ``path`` as a PNG; return the path."""
+    return save_png(calibration_figure(y_true, probs, n_bins=n_bins, title=title), path)
+
+
+def plot_cumulative_gain(
+    y_true: npt.ArrayLike, scores: Mapping[str, npt.ArrayLike], path: str | Path, *, title: str = ""
+) -> Path:
+    """Write :func:`gain_figure` to ``path`` as a PNG; return the path."""
+    return save_png(gain_figure(y_true, scores, title=title), path)
+
+
+def plot_clv_deciles(
+    y_true: npt.ArrayLike, pred: npt.ArrayLike, path: str | Path, *, title: str = ""
+) -> Path:
+    """Write :func:`deciles_figure` to ``path`` as a PNG; return the path."""
+    return save_png(deciles_figure(y_true, pred, title=title), path)
+
+
+def plot_shap_summary(
+    contributions: np.ndarray,
+    X: pd.DataFrame,
+    path: str | Path,
+    *,
+    max_display: int = 15,
+    title: str = "",
+) -> Path:
+    """Write :func:`shap_summary_figure` to ``path`` as a PNG; return the path."""
+    figure = shap_summary_figure(contributions, X, max_display=max_display, title=title)
+    return save_png(figure, path)
+
+
+def plot_importance(
+    importance: pd.Series, path: str | Path, *, top: int = 20, title: str = ""
+) -> Path:
+    """Write :func:`importance_figure` to ``path`` as a PNG; return the path."""
+    return save_png(importance_figure(importance, top=top, title=title), path)
+
+
+def metrics_table(summary: Mapping[str, Any], task: str, section: str = "overall") -> pd.DataFrame:
+    """One task's evaluation as a table: a row per model and baseline, a column per metric.
+
+    Parameters
+    ----------
+    summary
+        A run's summary (:func:`training.train.train_and_log`, or read back with
+        :func:`training.train.load_run_summary`).
+    task
+        ``next_stage``, ``churn`` or ``clv``.
+    section
+        ``overall``, or another section every row has (such as ``by_stage``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``model`` in report order: ``model``, ``model_uncalibrated``, ``rfm``,
+        ``last_period``, ``bgnbd``, ``oracle``, then any other.
+
+    Raises
+    ------
+    KeyError
+        When the summary has no such task.
+    """
+    tasks = _mapping(summary.get("tasks"))
+    if task not in tasks:
+        raise KeyError(f"the run has no task {task!r}; it has {', '.join(tasks) or 'none'}")
+    entries = _mapping(_mapping(tasks[task]).get("metrics"))
+    names = [n for n in METRIC_ROWS if n in entries] + [n for n in entries if n not in METRIC_ROWS]
+    rows = {
+        name: dict(entries[name][section])
+        for name in names
+        if isinstance(entries[name], Mapping) and isinstance(entries[name].get(section), Mapping)
+    }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 # --- formatting ---------------------------------------------------------------------------------

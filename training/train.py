@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,50 +19,88 @@ from training import report, tracking
 from training.config import TrainingConfig
 from training.pipeline import Progress, TaskResult, TrainingResult, run_training
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 
 
-def write_plots(result: TaskResult, folder: Path) -> dict[str, Path]:
-    """Write one task's plots as PNG files into ``folder``; return name -> path."""
-    task, frame = result.task, result.evaluation
-    y = frame["label"].to_numpy(dtype=float)
-    scores = {
-        name.removeprefix("score_"): frame[name].to_numpy(dtype=float)
-        for name in frame.columns
+SCORE_KEYS = ("customer_id", "cutoff", "stage", "label")
+"""Columns of a task's logged evaluation scores besides the ``score_*`` columns."""
+
+
+def evaluation_scores(result: TaskResult) -> pd.DataFrame:
+    """One task's evaluation rows without features: keys, stage, label and every score.
+
+    ``score_model`` is the model, ``score_model_uncalibrated`` its raw probability (classifiers),
+    ``score_model_clv_p10``/``_p90`` its interval (CLV), and ``score_<baseline>`` each baseline
+    (``rfm``, ``last_period``, ``bgnbd``; ``oracle`` on simulated data).
+    """
+    frame = result.evaluation
+    keys = [c for c in SCORE_KEYS if c in frame.columns]
+    scores = [c for c in frame.columns if c.startswith("score_")]
+    return frame[[*keys, *scores]].reset_index(drop=True)
+
+
+def evaluation_figures(task: Task, scores: pd.DataFrame) -> dict[str, Figure]:
+    """Draw a task's evaluation: calibration (classifiers) or deciles (CLV), and cumulative gain.
+
+    Parameters
+    ----------
+    task
+        ``next_stage``, ``churn`` or ``clv``.
+    scores
+        :func:`evaluation_scores` of the task, or :func:`load_evaluation_scores` of a run.
+
+    Returns
+    -------
+    dict
+        ``calibration`` or ``deciles``, and ``gain``: the model against every baseline.
+    """
+    y = scores["label"].to_numpy(dtype=float)
+    ranked = {
+        name.removeprefix("score_"): scores[name].to_numpy(dtype=float)
+        for name in scores.columns
         if name.startswith("score_") and not name.startswith("score_model_")
     }
-    scores.pop("model_uncalibrated", None)
-    images: dict[str, Path] = {}
     title = task.replace("_", " ")
-    if isinstance(result.estimator, LifecycleClassifier):
-        images["calibration"] = report.plot_calibration(
+    figures: dict[str, Figure] = {}
+    if task == "clv":
+        figures["deciles"] = report.deciles_figure(y, ranked["model"], title=f"{title}: deciles")
+    else:
+        figures["calibration"] = report.calibration_figure(
             y,
             {
-                "uncalibrated": frame["score_model_uncalibrated"].to_numpy(dtype=float),
-                "calibrated": scores["model"],
+                "uncalibrated": scores["score_model_uncalibrated"].to_numpy(dtype=float),
+                "calibrated": ranked["model"],
             },
-            folder / f"{task}_calibration.png",
             title=f"{title}: calibration on the evaluation cutoff",
         )
-    else:
-        images["deciles"] = report.plot_clv_deciles(
-            y, scores["model"], folder / f"{task}_deciles.png", title=f"{title}: deciles"
-        )
-    finite = {k: v for k, v in scores.items() if np.isfinite(v).all()}
-    images["gain"] = report.plot_cumulative_gain(
-        np.maximum(y, 0.0), finite, folder / f"{task}_gain.png", title=f"{title}: cumulative gain"
+    finite = {k: v for k, v in ranked.items() if np.isfinite(v).all()}
+    figures["gain"] = report.gain_figure(
+        np.maximum(y, 0.0), finite, title=f"{title}: cumulative gain"
     )
-    images["shap"] = report.plot_shap_summary(
+    return figures
+
+
+def write_plots(result: TaskResult, folder: Path) -> dict[str, Path]:
+    """Write one task's plots as PNG files into ``folder``; return name -> path."""
+    task = result.task
+    figures = evaluation_figures(task, evaluation_scores(result))
+    title = task.replace("_", " ")
+    figures["shap"] = report.shap_summary_figure(
         result.contributions,
         result.shap_rows[result.estimator.feature_names],
-        folder / f"{task}_shap.png",
         title=f"{title}: SHAP summary",
     )
-    images["importance"] = report.plot_importance(
-        result.estimator.importance(), folder / f"{task}_importance.png", title=f"{title}: gain"
+    figures["importance"] = report.importance_figure(
+        result.estimator.importance(), title=f"{title}: gain"
     )
-    return images
+    return {
+        name: report.save_png(figure, folder / f"{task}_{name}.png")
+        for name, figure in figures.items()
+    }
 
 
 def _metric_items(summary: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +212,7 @@ def train_and_log(
             if len(res.tuning.trials):
                 tracking.log_table(res.tuning.trials, f"tuning/{task}_trials.json")
             tracking.log_evaluation_set(task, evaluation_set(res))
+            tracking.log_table(evaluation_scores(res), scores_artifact(task))
         summary = result.summary(run_info)
         tracking.log_metrics(_metric_items(summary))
         for task, res in result.tasks.items():
@@ -217,6 +256,26 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return str(value)
+
+
+def scores_artifact(task: str) -> str:
+    """Return the run-relative path of a task's evaluation scores."""
+    return f"evaluation/{task}_scores.parquet"
+
+
+def load_evaluation_scores(
+    run_id: str, task: Task, tracking_uri: str | None = None
+) -> pd.DataFrame:
+    """Read a training run's evaluation scores of one task back from MLflow.
+
+    The rows of :func:`evaluation_scores`: keys, label, the model's scores and every
+    baseline's, for :func:`evaluation_figures` or metrics of your own.
+    """
+    import mlflow
+
+    tracking.connect(tracking_uri)
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=scores_artifact(task))
+    return pd.read_parquet(path)
 
 
 def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from training.metrics import classification_metrics, regression_metrics
 from training.report import (
     MISSING,
     format_value,
+    metrics_table,
     plot_calibration,
     plot_clv_deciles,
     plot_cumulative_gain,
@@ -397,3 +398,13 @@ def test_render_model_card_unregistered_task_uses_default_name(summary):
 def test_render_model_card_unknown_task_raises(summary):
     with pytest.raises(KeyError, match="retention"):
         render_model_card(summary, "retention")
+
+
+def test_metrics_table_rows_in_report_order(summary):
+    table = metrics_table(summary, "churn")
+    assert table.index.name == "model"
+    assert list(table.index)[:2] == ["model", "model_uncalibrated"]
+    assert table.index.get_loc("rfm") < table.index.get_loc("oracle")
+    assert np.isnan(table.loc["model_uncalibrated", "ece"])  # NaN in the summary stays NaN
+    with pytest.raises(KeyError, match="no task 'uplift'"):
+        metrics_table(summary, "uplift")

@@ -18,6 +18,8 @@ from features.simulate import simulate
 from training.cli import app
 from training.config import TrainingConfig, TuningSettings
 from training.pipeline import TrainingResult, run_training
+from training.report import metrics_table
+from training.train import evaluation_figures, load_evaluation_scores
 
 CONFIG = TrainingConfig(
     max_train_cutoffs=3,
@@ -168,7 +170,17 @@ def test_cli_train_score_promote_rollback(sim: Path, tmp_path: Path) -> None:
         app, ["evaluate", "--run", summary["run_id"], "--tracking-uri", uri, "--json"]
     )
     assert shown.exit_code == 0, shown.output
-    assert set(json.loads(shown.stdout)["tasks"]) == {"next_stage", "churn", "clv"}
+    back = json.loads(shown.stdout)
+    assert set(back["tasks"]) == {"next_stage", "churn", "clv"}
+    # the evaluation scores come back from the run and redraw the report's figures
+    for task, block in back["tasks"].items():
+        scores = load_evaluation_scores(summary["run_id"], task, uri)
+        assert len(scores) == block["rows"]["eval"]
+        assert {"customer_id", "label", "score_model", "score_rfm"} <= set(scores.columns)
+        table = metrics_table(back, task)
+        assert table.loc["model", "n"] == len(scores)
+        figures = evaluation_figures(task, scores)
+        assert set(figures) == ({"deciles", "gain"} if task == "clv" else {"calibration", "gain"})
 
     no_champion = runner.invoke(
         app,
