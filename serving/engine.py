@@ -651,6 +651,31 @@ class Engine:
         keys = ("event_ts", "event_type", "revenue", "channel")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
+    def explanation(self, task: Task, customer_ids: Sequence[str]) -> Any:
+        """Tree SHAP of lookup customers for one model, as a :class:`shap.Explanation`.
+
+        The values ``/predict`` explains with, for shap's plots:
+        ``shap.plots.waterfall(engine.explanation("churn", [cid])[0])`` or
+        ``shap.plots.beeswarm(engine.explanation("churn", ids))``. They are on the model's
+        raw scale (log-odds; the log of the value for CLV).
+
+        Raises
+        ------
+        RequestError
+            For a customer who is not in the lookup table.
+        """
+        from models.lgbm import shap_explanation
+
+        rows = [
+            self._looked_up(str(cid), f"customer_ids[{i}].")[0]
+            for i, cid in enumerate(customer_ids)
+        ]
+        model = self.models[task]
+        x = np.vstack(rows) if rows else np.empty((0, len(self.feature_names)))
+        xm = x if model.columns is None else x[:, model.columns]
+        frame = pd.DataFrame(xm, columns=model.estimator.feature_names)
+        return shap_explanation(model.estimator.contributions_matrix(xm, self.batch_threads), frame)
+
     # ----------------------------------------------------------------- describing
 
     def horizon(self, task: Task) -> int:

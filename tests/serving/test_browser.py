@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ..servers import BIN, ROOT, free_port, running
 from .conftest import World
-from .test_process import BIN, ROOT, free_port, running, service_env
+from .test_process import service_env
 
 CHROMIUM = os.environ.get("LIFECYCLE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = ROOT / "test-output" / "screenshots"

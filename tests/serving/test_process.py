@@ -6,61 +6,20 @@ Each starts a server, waits for /readyz, calls it with a real HTTP client, and s
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
+from serving.client import HttpClient, connect
+from serving.engine import RequestError
+
+from ..servers import BIN, ROOT, free_port, running
 from .conftest import World
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 KEY = "process-test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def running(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """Start a server, wait until /readyz is 200, yield its URL, then stop it with SIGINT."""
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-        )
-        try:
-            deadline = time.monotonic() + 150
-            while True:
-                assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-                assert time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
-            yield url
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
 
 
 def service_env(world: World) -> dict[str, str]:
@@ -106,6 +65,20 @@ def test_lifecycle_serve_real_process(world: World, tmp_path: Path) -> None:
         check_service(url, a_customer(world), {"X-API-Key": KEY})
         info = httpx.get(f"{url}/model_info", headers={"X-API-Key": KEY}).json()
         assert info["lookup"]["source"] == str(world.events)
+        # the Python client over real HTTP: answers, the API's errors as RequestError
+        with connect(url, api_key=KEY) as remote:
+            assert remote.transport == "http"
+            customer = a_customer(world)
+            assert remote.predict(customer_id=customer, top_k=2)["customer_id"] == customer
+            batch = remote.predict_batch([{"customer_id": customer, "explain": False}] * 2)
+            assert [a["customer_id"] for a in batch["items"]] == [customer, customer]
+            assert remote.model_info()["lookup"] == info["lookup"]
+            with pytest.raises(RequestError) as err:
+                remote.predict(customer_id="nobody")
+            assert (err.value.status, err.value.code) == (404, "unknown_customer")
+        with HttpClient(url) as anonymous, pytest.raises(RequestError) as err:
+            anonymous.predict(customer_id=customer)
+        assert (err.value.status, err.value.code) == (401, "unauthorized")
     text = log.read_text(errors="replace")
     assert KEY not in text and a_customer(world) not in text
 

@@ -1,0 +1,69 @@
+"""The Python clients of the API: in-process answers equal the service's, errors are the API's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from serving.client import InProcessClient, connect
+from serving.engine import Engine, RequestError
+from serving.guard import RUNTIME
+
+from ..servers import free_port
+
+
+@pytest.fixture
+def local(client: TestClient) -> InProcessClient:
+    """An in-process client on the engine the ASGI service (the `client` fixture) loaded."""
+    return InProcessClient(RUNTIME.engine)
+
+
+def buyers(engine: Engine, n: int) -> list[str]:
+    frame = engine.lookup.frame  # type: ignore[union-attr]
+    return frame.loc[frame["n_purchases"] > 0, "customer_id"].head(n).tolist()
+
+
+def test_in_process_answers_equal_the_services_json(client: TestClient, local: InProcessClient):
+    ids = buyers(local.engine, 3)
+    for lang in ("en", "ko"):
+        served = client.post("/predict", json={"customer_id": ids[0], "lang": lang, "top_k": 2})
+        assert served.status_code == 200
+        assert local.predict(customer_id=ids[0], lang=lang, top_k=2) == served.json()
+    items = [{"customer_id": c, "explain": False} for c in ids]
+    served = client.post("/predict_batch", json={"items": items}).json()
+    assert local.predict_batch(items) == served
+    assert local.model_info() == client.get("/model_info").json()
+
+
+def test_in_process_errors_are_the_services(client: TestClient, local: InProcessClient):
+    bad = {"customer_id": "nobody"}
+    with pytest.raises(RequestError) as err:
+        local.predict(**bad)
+    assert (err.value.status, err.value.code) == (404, "unknown_customer")
+    assert err.value.body() == client.post("/predict", json=bad).json()
+    bad = {"customer_id": buyers(local.engine, 1)[0], "top_k": 0, "bogus": 1}
+    with pytest.raises(RequestError) as err:
+        local.predict(**bad)
+    assert (err.value.status, err.value.code) == (422, "invalid_request")
+    assert {field for field, _ in err.value.fields} == {"top_k", "bogus"}
+    assert err.value.body() == client.post("/predict", json=bad).json()
+
+
+def test_connect_falls_back_to_in_process_when_no_service_answers(local: InProcessClient):
+    chosen = connect(f"http://127.0.0.1:{free_port()}", engine=local.engine)
+    assert chosen.transport == "in-process" and chosen.where.startswith("in-process")
+    assert connect(None, engine=local.engine).transport == "in-process"
+
+
+def test_engine_explanation_is_what_predict_explains(local: InProcessClient):
+    ids = buyers(local.engine, 4)
+    explanation = local.engine.explanation("churn", ids)
+    assert explanation.values.shape == (4, len(explanation.feature_names))
+    for i, cid in enumerate(ids):
+        answer = local.predict(customer_id=cid, top_k=1)["explanations"]["churn"]
+        total = explanation.base_values[i] + explanation.values[i].sum()
+        assert np.isclose(total, answer["raw_output"])
+        assert np.isclose(explanation.base_values[i], answer["base_value"])
+    with pytest.raises(RequestError):
+        local.engine.explanation("churn", ["nobody"])
