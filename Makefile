@@ -51,6 +51,13 @@ browser: ## Install Debian's Chromium and CJK fonts for the browser tests (as ro
 test: lint browser ## Install, lint and run the whole test suite (with the browser tests when Chromium is there)
 	$(BIN)/pytest
 
+notebooks: $(STAMP) ## Execute the three notebooks with papermill (as make test does); executed copies in notebooks/executed/
+	rm -rf notebooks/executed
+	NOTEBOOKS_OUT=notebooks/executed $(BIN)/pytest tests/notebooks --durations=0 -q
+
+strip: $(STAMP) ## Strip outputs and execution counts from the notebooks before committing (nbstripout)
+	$(BIN)/nbstripout notebooks/*.ipynb
+
 demo: $(STAMP) ## Simulate 20,000 customers, build features, train (3 trials), promote, learn uplift, score, serve
 	$(BIN)/lifecycle simulate --customers $(DEMO_CUSTOMERS) --seed 42 --out $(DEMO)/sim
 	$(BIN)/lifecycle validate --events $(DEMO)/sim/events.parquet --out $(DEMO)/validated
