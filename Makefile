@@ -55,6 +55,10 @@ notebooks: $(STAMP) ## Execute the three notebooks with papermill (as make test 
 	rm -rf notebooks/executed
 	NOTEBOOKS_OUT=notebooks/executed $(BIN)/pytest tests/notebooks --durations=0 -q
 
+lab: $(STAMP) ## Open the notebooks in JupyterLab (adds the lab dependency group to .venv; make install drops it)
+	$(BIN)/uv sync --frozen --all-extras --group lab --quiet --python $(BIN)/python
+	cd notebooks && ../$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
 strip: $(STAMP) ## Strip outputs and execution counts from the notebooks before committing (nbstripout)
 	$(BIN)/nbstripout notebooks/*.ipynb
 
@@ -132,6 +136,6 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 	$(BIN)/python benchmarks/simulator.py --customers 100000 1000000
 
 clean: ## Remove the virtual environment, caches and demo output
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
 
-.PHONY: help install lint format browser test demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento-requirements clean
+.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento-requirements clean
