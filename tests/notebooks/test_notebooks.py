@@ -1,9 +1,10 @@
 """The notebooks, executed top to bottom with papermill, so they never rot.
 
 They run with their own defaults (small data: 3,000-4,000 simulated customers, 4 trials);
-only ``workdir`` (and 3.0's service) is set here. 2.0 trains the world (MLflow store with champions, events, lookup table) that 3.0 reads; 3.0
-runs once against `lifecycle serve` over HTTP and once with no service (in-process). Executed
-copies go to a temporary folder, or to $NOTEBOOKS_OUT (`make notebooks`: notebooks/executed).
+only ``workdir`` (and 3.0's service) is set here. 2.0 trains the world (MLflow store with
+champions, events, lookup table) that 3.0 reads; 3.0 runs once against `lifecycle serve` over
+HTTP and once with no service (in-process). Executed copies go to a temporary folder, or to
+$NOTEBOOKS_OUT (`make notebooks`: notebooks/executed).
 """
 
 from __future__ import annotations
