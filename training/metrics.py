@@ -122,7 +122,7 @@ def lift_and_capture(
     Parameters
     ----------
     y_true
-        Binary outcomes (0/1).
+        Binary outcomes (0/1), or values such as revenue (then: the share of the total).
     score
         Ranking score (higher means more likely positive).
     top
@@ -131,9 +131,9 @@ def lift_and_capture(
     Returns
     -------
     tuple of float
-        ``(lift, capture)``: the positive rate in the top divided by the overall positive
-        rate, and the share of all positives that fall in the top. Both ``nan`` when there are
-        no positives.
+        ``(lift, capture)``: the positive rate (mean value) in the top divided by the overall
+        one, and the share of all positives (of the total value) that fall in the top. Both
+        ``nan`` when there are no positives (the total is zero).
 
     Examples
     --------
