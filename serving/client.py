@@ -14,8 +14,8 @@ message and fields. A script or notebook written against one runs unchanged on t
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -25,8 +25,28 @@ from pydantic_core import to_json
 from serving.engine import Engine, RequestError
 from serving.guard import validation_fields
 from serving.schemas import BatchRequest, PredictRequest
+from serving.settings import ServeSettings
 
 Transport = Literal["http", "in-process"]
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service answered 503: its models are still loading, or its start-up failed.
+
+    ``retry_after`` is the service's hint in seconds (None when it gave none).
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnexpectedResponse(RuntimeError):
+    """An answer that is not the API's: not a JSON object, or an error without its JSON body."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class LifecycleClient(Protocol):
@@ -59,19 +79,35 @@ class HttpClient:
         Sent as ``Authorization: Bearer <key>`` when the service has one.
     timeout
         Seconds for one call (a 1,000-customer batch with explanations takes about 2 s).
+    transport
+        An httpx transport (tests use ``httpx.MockTransport``); default: the network.
+
+    Calls raise :class:`~serving.engine.RequestError` for the API's 4xx answers (the request's
+    mistake), :class:`ServiceUnavailable` for 503, :class:`UnexpectedResponse` for anything
+    that is not the API's JSON, and httpx's errors (such as ``httpx.TimeoutException``) when
+    no answer comes.
     """
 
     transport: Transport = "http"
 
-    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.where = url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.where, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.where, headers=headers, timeout=timeout, transport=transport
+        )
 
-    def ready(self) -> bool:
+    def ready(self, timeout: float = 5.0) -> bool:
         """Return whether the service answers ``/readyz`` with 200 (models loaded and warm)."""
         try:
-            return self._http.get("/readyz", timeout=2.0).status_code == 200
+            return self._http.get("/readyz", timeout=timeout).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -103,7 +139,17 @@ class HttpClient:
         response = self._http.request(method, path, content=content, headers=headers)
         if response.status_code >= 400:
             raise _http_error(response)
-        return dict(response.json())
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise UnexpectedResponse(
+                f"{method} {path} answered {response.status_code} with something other than a "
+                f"JSON object: {response.text[:200]!r}",
+                response.status_code,
+            )
+        return answer
 
 
 class InProcessClient:
@@ -149,11 +195,9 @@ def connect(
     *,
     api_key: str | None = None,
     timeout: float = 30.0,
-    tracking_uri: str | None = None,
-    lookup: str | Path | None = None,
-    events: str | Path | None = None,
-    alias: str = "champion",
     engine: Engine | None = None,
+    fallback: bool = True,
+    **settings: Any,
 ) -> HttpClient | InProcessClient:
     """Return an HTTP client when the service at ``url`` is ready, else an in-process one.
 
@@ -165,12 +209,14 @@ def connect(
         The service's API key, if it has one.
     timeout
         Seconds for one HTTP call.
-    tracking_uri, lookup, events, alias
-        For the in-process engine (:meth:`serving.engine.Engine.load`): the MLflow store
-        holding the champions, the lookup table ``lifecycle score`` wrote, the events behind
-        it, and the registry alias.
     engine
-        An engine already loaded here, used instead of loading one.
+        An engine already loaded here, for the in-process client.
+    fallback
+        Answer in-process when the service is not ready; False raises ``ConnectionError``.
+    **settings
+        :class:`~serving.settings.ServeSettings` fields for the in-process engine, such as
+        ``tracking_uri``, ``lookup``, ``events``, ``alias`` or ``currency``; the rest come from
+        the ``LIFECYCLE_*`` variables, as for the service, so both answer alike.
 
     Returns
     -------
@@ -179,16 +225,28 @@ def connect(
 
     Raises
     ------
+    ConnectionError
+        When the service is not ready and ``fallback`` is False.
     serving.engine.ServiceError
-        When no service answers and the models cannot be loaded here.
+        When the models cannot be loaded here.
     """
     if url is not None:
         remote = HttpClient(url, api_key=api_key, timeout=timeout)
-        if remote.ready():
+        ready = False
+        try:
+            ready = remote.ready(timeout=min(timeout, 5.0))
+        finally:
+            if not ready:
+                remote.close()
+        if ready:
             return remote
-        remote.close()
+        if not fallback:
+            raise ConnectionError(f"no service ready at {url} (GET /readyz)")
+        warnings.warn(
+            f"no service ready at {url} (GET /readyz): answering in-process", stacklevel=2
+        )
     if engine is None:
-        engine = Engine.load(tracking_uri=tracking_uri, lookup=lookup, events=events, alias=alias)
+        engine = Engine.from_settings(ServeSettings(**settings))
     return InProcessClient(engine)
 
 
@@ -209,16 +267,23 @@ def _plain(answer: Any) -> dict[str, Any]:
 
 
 def _http_error(response: httpx.Response) -> Exception:
-    """Turn an error response into :class:`RequestError` (the API's JSON) or an HTTP error."""
+    """Turn an error answer into the API's :class:`RequestError`, or say what else it was."""
     try:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and "error" in body and "message" in body:
+    api = isinstance(body, dict) and "error" in body and "message" in body
+    if response.status_code == 503:
+        hint = response.headers.get("retry-after", "")
+        message = body["message"] if api else response.text[:200]
+        return ServiceUnavailable(
+            f"the service is not ready: {message}", float(hint) if hint.isdigit() else None
+        )
+    if api and response.status_code < 500:
         fields = [(f.get("field", ""), f.get("message", "")) for f in body.get("fields") or []]
         return RequestError(response.status_code, str(body["error"]), body["message"], fields)
-    return httpx.HTTPStatusError(
-        f"{response.status_code} from {response.request.url}: {response.text[:200]}",
-        request=response.request,
-        response=response,
+    return UnexpectedResponse(
+        f"{response.request.method} {response.request.url.path} answered "
+        f"{response.status_code}: {response.text[:200]!r}",
+        response.status_code,
     )

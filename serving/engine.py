@@ -41,6 +41,7 @@ from models.nba import ActionCatalog, load_catalog, recommend
 from models.registry import REGISTERED_NAMES, UPLIFT_NAME, missing_store, resolve_tracking_uri
 from serving.explain import explain
 from serving.schemas import PredictRequest
+from serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +308,23 @@ class Engine:
             max_batch=max_batch,
             batch_threads=batch_threads,
             events_path=str(events) if events is not None else None,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: ServeSettings) -> Engine:
+        """Load the engine a service with ``settings`` serves (``LIFECYCLE_*`` variables)."""
+        return cls.load(
+            tracking_uri=settings.tracking_uri,
+            alias=settings.alias,
+            names=settings.model_names,
+            lookup=settings.lookup,
+            events=settings.events,
+            cutoff=settings.cutoff,
+            actions=settings.actions,
+            currency=settings.currency,
+            max_batch=settings.max_batch,
+            use_uplift=settings.uplift,
+            batch_threads=settings.batch_threads,
         )
 
     # ----------------------------------------------------------------- answering
@@ -656,24 +674,39 @@ class Engine:
 
         The values ``/predict`` explains with, for shap's plots:
         ``shap.plots.waterfall(engine.explanation("churn", [cid])[0])`` or
-        ``shap.plots.beeswarm(engine.explanation("churn", ids))``. They are on the model's
-        raw scale (log-odds; the log of the value for CLV).
+        ``shap.plots.beeswarm(engine.explanation("churn", ids))``. They explain the model's raw
+        output before calibration (log-odds; the log of the value for CLV), as ``/predict``'s
+        ``base_value`` and ``raw_output`` do; the probability is that output calibrated.
 
         Raises
         ------
         RequestError
-            For a customer who is not in the lookup table.
+            404 for a customer who is not in the lookup table; 422 for one the task does not
+            apply to (churn for a customer who never bought; next stage at the last stage).
         """
         from models.lgbm import shap_explanation
 
-        rows = [
-            self._looked_up(str(cid), f"customer_ids[{i}].")[0]
-            for i, cid in enumerate(customer_ids)
-        ]
         model = self.models[task]
+        names = model.estimator.feature_names
+        rows, problems = [], []
+        for i, cid in enumerate(customer_ids):
+            row = self._looked_up(str(cid), f"customer_ids[{i}].")[0]
+            cols = {
+                "stage_code": row[self._stage_col : self._stage_col + 1],
+                "n_purchases": row[self._purchases_col : self._purchases_col + 1],
+            }
+            if not eligible(task, cols)[0]:
+                problems.append((f"customer_ids[{i}]", f"{task} does not apply to {cid}"))
+            rows.append(row)
+        if problems:
+            raise RequestError(
+                422, "not_applicable", f"the {task} model does not score these customers", problems
+            )
         x = np.vstack(rows) if rows else np.empty((0, len(self.feature_names)))
         xm = x if model.columns is None else x[:, model.columns]
-        frame = pd.DataFrame(xm, columns=model.estimator.feature_names)
+        frame = pd.DataFrame(xm, columns=names)
+        if not len(frame):
+            return shap_explanation(np.empty((0, len(names) + 1)), frame)
         return shap_explanation(model.estimator.contributions_matrix(xm, self.batch_threads), frame)
 
     # ----------------------------------------------------------------- describing

@@ -73,19 +73,7 @@ def _load(runtime: Any) -> None:
     """Load, check and warm the engine; record the failure instead of raising."""
     settings = runtime.settings
     try:
-        engine = Engine.load(
-            tracking_uri=settings.tracking_uri,
-            alias=settings.alias,
-            names=settings.model_names,
-            lookup=settings.lookup,
-            events=settings.events,
-            cutoff=settings.cutoff,
-            actions=settings.actions,
-            currency=settings.currency,
-            max_batch=settings.max_batch,
-            use_uplift=settings.uplift,
-            batch_threads=settings.batch_threads,
-        )
+        engine = Engine.from_settings(settings)
         engine.warm_up()
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason
         runtime.failure = f"the service could not start: {exc}"

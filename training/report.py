@@ -380,7 +380,7 @@ def plot_importance(
     return save_png(importance_figure(importance, top=top, title=title), path)
 
 
-def metrics_table(summary: Mapping[str, Any], task: str, section: str = "overall") -> pd.DataFrame:
+def metrics_table(summary: Mapping[str, Any], task: str) -> pd.DataFrame:
     """One task's evaluation as a table: a row per model and baseline, a column per metric.
 
     Parameters
@@ -390,14 +390,13 @@ def metrics_table(summary: Mapping[str, Any], task: str, section: str = "overall
         :func:`training.train.load_run_summary`).
     task
         ``next_stage``, ``churn`` or ``clv``.
-    section
-        ``overall``, or another section every row has (such as ``by_stage``).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``model`` in report order: ``model``, ``model_uncalibrated``, ``rfm``,
-        ``last_period``, ``bgnbd``, ``oracle``, then any other.
+        The overall metrics on the evaluation cutoff, indexed by ``model`` in report order:
+        ``model``, ``model_uncalibrated``, ``rfm``, ``last_period``, ``bgnbd``, ``oracle``,
+        then any other.
 
     Raises
     ------
@@ -410,9 +409,9 @@ def metrics_table(summary: Mapping[str, Any], task: str, section: str = "overall
     entries = _mapping(_mapping(tasks[task]).get("metrics"))
     names = [n for n in METRIC_ROWS if n in entries] + [n for n in entries if n not in METRIC_ROWS]
     rows = {
-        name: dict(entries[name][section])
+        name: dict(entries[name]["overall"])
         for name in names
-        if isinstance(entries[name], Mapping) and isinstance(entries[name].get(section), Mapping)
+        if isinstance(entries[name], Mapping) and isinstance(entries[name].get("overall"), Mapping)
     }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 

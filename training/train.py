@@ -270,12 +270,26 @@ def load_evaluation_scores(
 
     The rows of :func:`evaluation_scores`: keys, label, the model's scores and every
     baseline's, for :func:`evaluation_figures` or metrics of your own.
+
+    Raises
+    ------
+    LookupError
+        When the run has no scores for ``task`` (runs logged before they were kept, or a
+        task the run did not train).
     """
     import mlflow
 
     tracking.connect(tracking_uri)
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=scores_artifact(task))
-    return pd.read_parquet(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=scores_artifact(task), dst_path=tmp
+            )
+        except mlflow.exceptions.MlflowException as exc:
+            raise LookupError(
+                f"run {run_id} has no {scores_artifact(task)} ({str(exc).splitlines()[0]})"
+            ) from exc
+        return pd.read_parquet(path)
 
 
 def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:

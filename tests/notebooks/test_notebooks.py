@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,9 +39,30 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = os.environ.get("NOTEBOOKS_OUT")
     if folder:
         path = Path(folder).resolve()
+        shutil.rmtree(path / "work", ignore_errors=True)  # 2.0 expects a fresh MLflow store
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.mktemp("notebooks")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run the kernel of this .venv, with Jupyter's, IPython's and matplotlib's files in tmp."""
+    home = tmp_path_factory.mktemp("jupyter")
+    wanted = {
+        "JUPYTER_PREFER_ENV_PATH": "1",
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "IPYTHONDIR": str(home / "ipython"),
+        "MPLCONFIGDIR": str(home / "matplotlib"),
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def execute(name: str, target: Path, **parameters: object) -> str:
@@ -67,10 +90,28 @@ def _texts(notebook: nbformat.NotebookNode) -> Iterator[str]:
                     yield "[image]" if mime == "image/png" else output["data"][mime]
 
 
+def committed_notebooks() -> list[str]:
+    """Notebooks in git (a scratch notebook saved from `make lab` is not checked)."""
+    git = shutil.which("git")
+    try:
+        if git is None:
+            raise OSError("no git")
+        listed = subprocess.run(
+            [git, "ls-files", "notebooks/*.ipynb"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout
+        listed = [f"notebooks/{p.name}" for p in NOTEBOOKS.glob("*.ipynb")]
+    return sorted(Path(p).name for p in listed)
+
+
 def test_the_three_notebooks_are_stored_without_outputs():
-    stored = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert stored == sorted(NAMES)
-    for name in NAMES:
+    stored = committed_notebooks()
+    assert set(NAMES) <= set(stored)
+    for name in stored:
         notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(notebook)
         for cell in notebook.cells:
@@ -83,8 +124,8 @@ def test_the_three_notebooks_are_stored_without_outputs():
 
 
 def test_explore_events(out):
-    text = execute(NAMES[0], out / NAMES[0], customers=2000, workdir=str(out / "work" / "explore"))
-    assert "2,000 customers" in text
+    text = execute(NAMES[0], out / NAMES[0], workdir=str(out / "work" / "explore"))
+    assert "3,000 customers" in text
     # the three broken rows are quarantined, each with its reason
     assert "3 quarantined" in text
     for reason in ("unknown event_type 'teleport'", "missing customer_id", "unparsable event_ts"):
@@ -109,7 +150,8 @@ def test_train_evaluate_reads_the_run_back_compares_and_promotes(trained):
     world, text = trained
     # metrics read back from MLflow, with BG/NBD and the oracle beside the model
     assert re.search(r"churn: 90 days, evaluated at \d{4}-\d\d-\d\d", text)
-    assert "bgnbd" in text and "oracle" in text
+    assert re.search(r"^bgnbd\s+\d+\.0\s", text, re.MULTILINE)  # a row of the metrics table
+    assert re.search(r"^oracle\s+\d+\.0\s", text, re.MULTILINE)
     # calibration + gain for next-stage and churn, deciles + gain for CLV
     assert text.count("[image]") >= 6
     # the first run becomes champion; the second is compared with it

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from serving.client import InProcessClient, connect
+from serving.client import (
+    HttpClient,
+    InProcessClient,
+    ServiceUnavailable,
+    UnexpectedResponse,
+    connect,
+)
 from serving.engine import Engine, RequestError
 from serving.guard import RUNTIME
 
@@ -51,9 +58,52 @@ def test_in_process_errors_are_the_services(client: TestClient, local: InProcess
 
 
 def test_connect_falls_back_to_in_process_when_no_service_answers(local: InProcessClient):
-    chosen = connect(f"http://127.0.0.1:{free_port()}", engine=local.engine)
+    closed = f"http://127.0.0.1:{free_port()}"
+    with pytest.warns(UserWarning, match="no service ready at"):
+        chosen = connect(closed, engine=local.engine)
     assert chosen.transport == "in-process" and chosen.where.startswith("in-process")
     assert connect(None, engine=local.engine).transport == "in-process"
+    with pytest.raises(ConnectionError, match="no service ready"):
+        connect(closed, engine=local.engine, fallback=False)
+
+
+def mock(status: int, body: bytes, **headers: str) -> HttpClient:
+    """An HttpClient whose every call gets this answer."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers=headers)
+
+    return HttpClient("http://service", transport=httpx.MockTransport(answer))
+
+
+def test_http_errors_say_what_went_wrong():
+    api_error = b'{"error": "unknown_customer", "message": "not in the table", "fields": []}'
+    with pytest.raises(RequestError) as err:
+        mock(404, api_error).predict(customer_id="x")
+    assert (err.value.status, err.value.code, err.value.message) == (
+        404,
+        "unknown_customer",
+        "not in the table",
+    )
+    not_ready = b'{"error": "not_ready", "message": "the models are still loading", "fields": []}'
+    with pytest.raises(ServiceUnavailable, match="still loading") as down:
+        mock(503, not_ready, **{"retry-after": "5"}).predict(customer_id="x")
+    assert down.value.retry_after == 5.0
+    with pytest.raises(UnexpectedResponse, match="answered 502") as bad:
+        mock(502, b"<html>bad gateway</html>").model_info()
+    assert bad.value.status == 502
+    with pytest.raises(UnexpectedResponse, match="JSON object"):
+        mock(200, b"[1, 2]").model_info()
+    with pytest.raises(UnexpectedResponse, match="JSON object"):
+        mock(200, b"not json").predict(customer_id="x")
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    client = HttpClient("http://service", transport=httpx.MockTransport(slow))
+    assert not client.ready()
+    with pytest.raises(httpx.TimeoutException):
+        client.predict(customer_id="x")
 
 
 def test_engine_explanation_is_what_predict_explains(local: InProcessClient):
@@ -65,5 +115,13 @@ def test_engine_explanation_is_what_predict_explains(local: InProcessClient):
         total = explanation.base_values[i] + explanation.values[i].sum()
         assert np.isclose(total, answer["raw_output"])
         assert np.isclose(explanation.base_values[i], answer["base_value"])
-    with pytest.raises(RequestError):
+    with pytest.raises(RequestError) as err:
         local.engine.explanation("churn", ["nobody"])
+    assert err.value.status == 404
+    frame = local.engine.lookup.frame  # type: ignore[union-attr]
+    never_bought = frame.loc[frame["n_purchases"] == 0, "customer_id"].iloc[0]
+    with pytest.raises(RequestError) as err:
+        local.engine.explanation("churn", [ids[0], never_bought])
+    assert (err.value.status, err.value.code) == (422, "not_applicable")
+    assert [f for f, _ in err.value.fields] == ["customer_ids[1]"]
+    assert local.engine.explanation("clv", []).values.shape == (0, len(explanation.feature_names))
