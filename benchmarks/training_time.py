@@ -156,7 +156,9 @@ def simulated(customers: int, seed: int, workdir: Path) -> tuple[Path, dict[str,
     return folder, {**summary, "cached": False}
 
 
-def run_train(folder: Path, trials: int, scratch: Path) -> tuple[list[Line], float, int, int]:
+def run_train(
+    folder: Path, trials: int, scratch: Path, max_rows: int | None = None
+) -> tuple[list[Line], float, int, int]:
     """Run ``lifecycle train`` in ``scratch``; return its lines, wall seconds, max RSS KB, rc."""
     command = [
         LIFECYCLE,
@@ -172,6 +174,8 @@ def run_train(folder: Path, trials: int, scratch: Path) -> tuple[list[Line], flo
         "--report-dir",
         str(scratch / "reports"),
     ]
+    if max_rows is not None:
+        command += ["--tuning-max-rows", str(max_rows)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(PYTHONUNBUFFERED="1", COLUMNS="200", NO_COLOR="1", TERM="dumb")
     lines: list[Line] = []
@@ -352,6 +356,9 @@ def main() -> None:
         type=int,
         help=f"trials per model; default {DEFAULTS['trials']} ({QUICK['trials']} with --quick)",
     )
+    parser.add_argument(
+        "--tuning-max-rows", type=int, help="tune on a sample of at most N rows (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="a small run (2-3 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=11, help="simulation seed")
     parser.add_argument("--workdir", type=Path, default=HERE / ".cache", help="simulation cache")
@@ -369,7 +376,7 @@ def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="training_time-") as tmp:
         scratch = Path(tmp)
-        lines, wall, maxrss_kb, rc = run_train(folder, trials, scratch)
+        lines, wall, maxrss_kb, rc = run_train(folder, trials, scratch, args.tuning_max_rows)
         written = run_files(scratch) if rc == 0 else {}
         if args.keep:
             shutil.copytree(scratch, args.keep, dirs_exist_ok=True)
@@ -399,6 +406,7 @@ def main() -> None:
         "events": sim["events"],
         "truth_rows": sim.get("truth_rows"),
         "trials": trials,
+        "tuning_max_rows": args.tuning_max_rows,
         "config": written.get("config"),
         "simulate_seconds": sim["wall_seconds"],
         "simulate_seconds_in_simulator": sim.get("seconds"),

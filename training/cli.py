@@ -644,6 +644,14 @@ def train(
         str | None,
         typer.Option(help="Optuna storage URL shared by several workers (default: in memory)."),
     ] = None,
+    tuning_max_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Tune on a random sample of at most N training rows, then fit on all "
+            "(overrides the config; default: every row).",
+            min=1,
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (overrides the config).")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "lifecycle",
     truth: Annotated[
@@ -683,6 +691,7 @@ def train(
             "tuning.trials": trials,
             "tuning.timeout_seconds": timeout,
             "tuning.storage": storage,
+            "tuning.max_rows": tuning_max_rows,
             "seed": seed,
         },
     )

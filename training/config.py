@@ -57,6 +57,9 @@ class TuningSettings(_Strict):
 
     trials: int = Field(20, ge=0)
     timeout_seconds: float | None = Field(None, gt=0)
+    max_rows: int | None = Field(None, gt=0)
+    """Tune on a seeded random sample of at most this many training rows; the chosen
+    parameters are then fit on all of them. None tunes on every row."""
     storage: str | None = None
     study_name: str | None = None
     pruning: bool = True

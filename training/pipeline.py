@@ -362,13 +362,16 @@ def _run_task(
     y_train, y_valid, y_eval = labels[train_mask], labels[valid_mask], labels[eval_mask]
     _check_labels(task, primary, y_train, y_valid)
 
-    progress(f"{task}: tuning on {len(train):,} rows, validating on {len(valid):,}")
+    tune_rows = _tuning_sample(len(train), config.tuning.max_rows, config.seed)
+    sampled = f" (a sample of {len(train):,} training rows)" if len(tune_rows) < len(train) else ""
+    progress(f"{task}: tuning on {len(tune_rows):,} rows, validating on {len(valid):,}{sampled}")
     probe = _fit_params(task, config, feature_names)
+    y_tune = y_train[tune_rows]
     tuning = tune(
         task,
         probe,
-        matrix(train, feature_names),
-        np.maximum(y_train, 0.0) if task == "clv" else y_train,
+        matrix(train.iloc[tune_rows], feature_names),
+        np.maximum(y_tune, 0.0) if task == "clv" else y_tune,
         matrix(valid, feature_names),
         np.maximum(y_valid, 0.0) if task == "clv" else y_valid,
         feature_names=feature_names,
@@ -548,6 +551,14 @@ def _limits(
     if "bgnbd" not in scores and "bgnbd" in config.baselines and task != "next_stage":
         notes.append("The BG/NBD baseline was not run (optional extra missing or too little data).")
     return notes
+
+
+def _tuning_sample(n: int, max_rows: int | None, seed: int) -> np.ndarray:
+    """Positions of the training rows to tune on: all, or a seeded sample of ``max_rows``."""
+    if max_rows is None or n <= max_rows:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, n])
+    return np.sort(rng.choice(n, size=max_rows, replace=False))
 
 
 def run_training(

@@ -90,6 +90,23 @@ def test_same_seed_gives_same_metrics(sim: Path, trained: TrainingResult) -> Non
     )
 
 
+def test_tuning_max_rows_tunes_on_a_sample_and_fits_on_all(sim: Path, trained: TrainingResult):
+    full = trained.tasks["churn"].summary["rows"]["train"]
+    lines: list[str] = []
+    config = CONFIG.model_copy(
+        update={"tasks": ("churn",), "tuning": TuningSettings(trials=2, max_rows=full // 3)}
+    )
+    truth = pd.read_parquet(sim / "truth.parquet")
+    sampled = run_training(
+        sim / "events.parquet", config=config, truth=truth, progress=lines.append
+    )
+    assert f"churn: tuning on {full // 3:,} rows" in " ".join(lines)
+    assert f"(a sample of {full:,} training rows)" in " ".join(lines)
+    # the chosen parameters are fit on every training row
+    assert sampled.tasks["churn"].summary["rows"]["train"] == full
+    assert sampled.tasks["churn"].summary["metrics"]["model"]["overall"]["roc_auc"] > 0.6
+
+
 def test_more_recent_activity_never_raises_churn_risk(trained: TrainingResult) -> None:
     model = trained.tasks["churn"].estimator
     rows = trained.tasks["churn"].evaluation.head(200)
