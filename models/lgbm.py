@@ -197,13 +197,6 @@ class _LgbmEstimator:
         )
         return np.asarray(values, dtype=np.float64)
 
-    def explanation(self, features: pd.DataFrame) -> Any:
-        """Tree SHAP of ``features`` as a :class:`shap.Explanation` (see :func:`shap_explanation`).
-
-        ``shap.plots.waterfall(estimator.explanation(rows)[0])`` draws one customer's.
-        """
-        return shap_explanation(self.contributions(features), features[self.feature_names])
-
     def raw_score_matrix(self, x: FloatArray, threads: int | None = None) -> FloatArray:
         """Return the booster's raw output (what :meth:`contributions` add up to) for a matrix."""
         raw = self.booster_.predict(
@@ -519,6 +512,16 @@ class ClvRegressor(_LgbmEstimator):
 LifecycleEstimator = LifecycleClassifier | ClvRegressor
 
 
+def import_shap() -> Any:
+    """Import shap without the deprecation noise its colour maps make in matplotlib."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
+    return shap
+
+
 def shap_explanation(contributions: npt.ArrayLike, features: pd.DataFrame) -> Any:
     """Wrap LightGBM Tree SHAP values as a :class:`shap.Explanation` for shap's plots.
 
@@ -541,13 +544,7 @@ def shap_explanation(contributions: npt.ArrayLike, features: pd.DataFrame) -> An
     ValueError
         When the shapes do not fit.
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        # shap's colour maps use matplotlib calls due for deprecation: noise for our users.
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
-
+    shap = import_shap()
     values = np.asarray(contributions, dtype=float)
     expected = (len(features), features.shape[1] + 1)
     if values.ndim != 2 or values.shape != expected:

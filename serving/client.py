@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -47,25 +47,6 @@ class UnexpectedResponse(RuntimeError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-class LifecycleClient(Protocol):
-    """What both clients offer."""
-
-    transport: Transport
-    where: str
-
-    def predict(self, **request: Any) -> dict[str, Any]:
-        """Answer one ``/predict`` request given as keyword arguments."""
-
-    def predict_batch(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """Answer a ``/predict_batch`` request: ``{"items": [...], "model_versions": {...}}``."""
-
-    def model_info(self) -> dict[str, Any]:
-        """Describe the served models, features and lookup table (``/model_info``)."""
-
-    def close(self) -> None:
-        """Release the connection or the models."""
 
 
 class HttpClient:
@@ -232,14 +213,9 @@ def connect(
     """
     if url is not None:
         remote = HttpClient(url, api_key=api_key, timeout=timeout)
-        ready = False
-        try:
-            ready = remote.ready(timeout=min(timeout, 5.0))
-        finally:
-            if not ready:
-                remote.close()
-        if ready:
+        if remote.ready(timeout=min(timeout, 5.0)):
             return remote
+        remote.close()
         if not fallback:
             raise ConnectionError(f"no service ready at {url} (GET /readyz)")
         warnings.warn(

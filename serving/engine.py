@@ -350,7 +350,8 @@ class Engine:
         prefix = "items" if batch else ""
         rows = self._resolve(requests, prefix)
         outputs, contributions = self._score(rows)
-        return [self._answer(rows, i, outputs, contributions) for i in range(len(requests))]
+        usable = self._eligible(rows.x)
+        return [self._answer(rows, i, outputs, contributions, usable) for i in range(len(requests))]
 
     def warm_up(self) -> None:
         """Run one full prediction (with explanations) so the first request is not the slow one."""
@@ -565,13 +566,12 @@ class Engine:
         i: int,
         outputs: Mapping[str, FloatArray],
         contributions: Mapping[Task, FloatArray],
+        eligible_rows: Mapping[Task, npt.NDArray[np.bool_]],
     ) -> dict[str, Any]:
         req = rows.requests[i]
         row = rows.x[i]
         code = int(row[self._stage_col])
-        cols = {"stage_code": row[self._stage_col : self._stage_col + 1]}
-        cols["n_purchases"] = row[self._purchases_col : self._purchases_col + 1]
-        usable = {task: bool(eligible(task, cols)[0]) for task in TASKS}
+        usable = {task: bool(mask[i]) for task, mask in eligible_rows.items()}
         p_next = _number(outputs["next_stage_probability"][i]) if usable["next_stage"] else None
         churn = _number(outputs["churn_risk"][i]) if usable["churn"] else None
         clv = {k: float(outputs[k][i]) for k in OUTPUTS["clv"]}
@@ -688,26 +688,30 @@ class Engine:
 
         model = self.models[task]
         names = model.estimator.feature_names
-        rows, problems = [], []
-        for i, cid in enumerate(customer_ids):
-            row = self._looked_up(str(cid), f"customer_ids[{i}].")[0]
-            cols = {
-                "stage_code": row[self._stage_col : self._stage_col + 1],
-                "n_purchases": row[self._purchases_col : self._purchases_col + 1],
-            }
-            if not eligible(task, cols)[0]:
-                problems.append((f"customer_ids[{i}]", f"{task} does not apply to {cid}"))
-            rows.append(row)
+        rows = [
+            self._looked_up(str(c), f"customer_ids[{i}].")[0] for i, c in enumerate(customer_ids)
+        ]
+        x = np.vstack(rows) if rows else np.empty((0, len(self.feature_names)))
+        problems = [
+            (f"customer_ids[{i}]", f"{task} does not apply to {customer_ids[i]}")
+            for i in np.flatnonzero(~self._eligible(x)[task]).tolist()
+        ]
         if problems:
             raise RequestError(
                 422, "not_applicable", f"the {task} model does not score these customers", problems
             )
-        x = np.vstack(rows) if rows else np.empty((0, len(self.feature_names)))
         xm = x if model.columns is None else x[:, model.columns]
-        frame = pd.DataFrame(xm, columns=names)
-        if not len(frame):
-            return shap_explanation(np.empty((0, len(names) + 1)), frame)
-        return shap_explanation(model.estimator.contributions_matrix(xm, self.batch_threads), frame)
+        contrib = (
+            model.estimator.contributions_matrix(xm, self.batch_threads)
+            if len(xm)
+            else np.empty((0, len(names) + 1))
+        )
+        return shap_explanation(contrib, pd.DataFrame(xm, columns=names))
+
+    def _eligible(self, x: FloatArray) -> dict[Task, npt.NDArray[np.bool_]]:
+        """Which rows of a feature matrix each model scores (the rule training used)."""
+        cols = {"stage_code": x[:, self._stage_col], "n_purchases": x[:, self._purchases_col]}
+        return {task: eligible(task, cols) for task in TASKS}
 
     # ----------------------------------------------------------------- describing
 

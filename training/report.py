@@ -12,7 +12,6 @@ import base64
 import math
 import mimetypes
 import numbers
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from models.lgbm import shap_explanation
+from models.lgbm import import_shap, shap_explanation
 from training.metrics import prediction_deciles
 
 if TYPE_CHECKING:
@@ -280,11 +279,7 @@ def shap_summary_figure(
     >>> contrib = booster.predict(X, pred_contrib=True)  # doctest: +SKIP
     >>> shap_summary_figure(contrib, X)  # doctest: +SKIP
     """
-    with warnings.catch_warnings():
-        # shap's colour maps use matplotlib calls due for deprecation: noise for our users.
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        import shap
-
+    shap = import_shap()
     explanation = shap_explanation(contributions, X)
     shown = min(max_display, X.shape[1])
     fig, ax = _new_axes((FIGSIZE[0], max(FIGSIZE[1], 0.35 * shown + 1.5)))

@@ -49,20 +49,12 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kernel_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Run the kernel of this .venv, with Jupyter's, IPython's and matplotlib's files in tmp."""
     home = tmp_path_factory.mktemp("jupyter")
-    wanted = {
-        "JUPYTER_PREFER_ENV_PATH": "1",
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "IPYTHONDIR": str(home / "ipython"),
-        "MPLCONFIGDIR": str(home / "matplotlib"),
-    }
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUPYTER_PREFER_ENV_PATH", "1")
+        patch.setenv("JUPYTER_RUNTIME_DIR", str(home / "runtime"))
+        patch.setenv("IPYTHONDIR", str(home / "ipython"))
+        patch.setenv("MPLCONFIGDIR", str(home / "matplotlib"))
+        yield
 
 
 def execute(name: str, target: Path, **parameters: object) -> str:
