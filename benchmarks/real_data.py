@@ -72,8 +72,9 @@ from features.build import build_features, feature_columns  # noqa: E402
 from features.io import load_events  # noqa: E402
 from features.mapping import load_mapping  # noqa: E402
 from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary  # noqa: E402
-from models.lgbm import eligible, matrix  # noqa: E402
+from models.lgbm import matrix  # noqa: E402
 from models.rules import RfmCellRate  # noqa: E402
+from models.tasks import eligible  # noqa: E402
 from training.config import Horizons, TrainingConfig, TuningSettings  # noqa: E402
 from training.labels import build_labels  # noqa: E402
 from training.metrics import (  # noqa: E402

@@ -25,73 +25,11 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from models.tasks import Task, eligible, spec
+
 FloatArray = npt.NDArray[np.float64]
 
-Task = Literal["next_stage", "churn", "clv"]
-TASKS: tuple[Task, ...] = ("next_stage", "churn", "clv")
-
-OUTPUTS: dict[Task, tuple[str, ...]] = {
-    "next_stage": ("next_stage_probability",),
-    "churn": ("churn_risk",),
-    "clv": ("clv", "clv_p10", "clv_p90"),
-}
-"""Columns each task's :meth:`predict_frame` returns."""
-
-LOYALTY_CODE = 4
-"""``stage_code`` of loyalty, the last stage: there is no next stage to move to."""
-
-CHURN_MONOTONE: dict[str, int] = {
-    # recency: longer ago -> never lower risk
-    "days_since_last_purchase": 1,
-    "days_since_last_event": 1,
-    "purchase_gap_ratio": 1,
-    "rfm_r": -1,
-    # recent activity: more of it -> never higher risk (moving a purchase closer to the
-    # cutoff raises these windowed counts and trends while lowering the recency above)
-    **{f"n_events_{w}d": -1 for w in (7, 30, 90)},
-    **{f"n_purchases_{w}d": -1 for w in (7, 30, 90)},
-    **{f"revenue_{w}d": -1 for w in (7, 30, 90)},
-    "purchase_trend_30d": -1,
-    "revenue_trend_30d": -1,
-    "activity_trend_30d": -1,
-}
-"""Monotone constraints of the churn model: more recent activity never raises churn risk.
-
-Names missing from a model's features are ignored (the windows are configurable)."""
-
 PROBABILITY_FLOOR = 1e-6
-
-
-def eligible(
-    task: Task, features: pd.DataFrame | Mapping[str, npt.ArrayLike]
-) -> npt.NDArray[np.bool_]:
-    """Return which rows of a feature frame a task predicts for.
-
-    Parameters
-    ----------
-    task
-        ``next_stage`` (customers below loyalty), ``churn`` (customers with at least one
-        purchase) or ``clv`` (everyone).
-    features
-        Rows of :func:`features.build.build_features`, or a mapping of its ``stage_code`` and
-        ``n_purchases`` columns to arrays.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean mask, one entry per row.
-
-    Examples
-    --------
-    >>> eligible("churn", pd.DataFrame({"n_purchases": [0, 2], "stage_code": [1, 3]}))
-    array([False,  True])
-    """
-    purchases = np.asarray(features["n_purchases"])
-    if task == "next_stage":
-        return np.asarray(features["stage_code"]) < LOYALTY_CODE
-    if task == "churn":
-        return purchases > 0
-    return np.ones(purchases.shape[0], dtype=bool)
 
 
 def base_params(*, seed: int, threads: int) -> dict[str, Any]:
@@ -216,7 +154,7 @@ class _LgbmEstimator:
     def _output(self, features: pd.DataFrame, values: Mapping[str, FloatArray]) -> pd.DataFrame:
         mask = eligible(self.task, features)
         out = pd.DataFrame(index=features.index)
-        for name in OUTPUTS[self.task]:
+        for name in spec(self.task).outputs:
             column = np.full(len(features), np.nan)
             column[mask] = values[name]
             out[name] = column
@@ -240,7 +178,8 @@ class LifecycleClassifier(_LgbmEstimator):
         with the lower two-fold cross-validated log loss on the calibration cutoff; sigmoid
         below 2,000 rows or 100 of either class), or ``none``.
     monotone
-        Feature name -> +1 / -1 monotone constraint (the churn default is :data:`CHURN_MONOTONE`).
+        Feature name -> +1 / -1 monotone constraint (for churn training passes
+        :func:`features.definitions.churn_monotone`: the directions the features carry).
     seed, threads
         LightGBM seed and thread count (both part of reproducibility).
     num_boost_round, early_stopping_rounds
@@ -259,7 +198,7 @@ class LifecycleClassifier(_LgbmEstimator):
 
     def __init__(
         self,
-        task: Literal["next_stage", "churn"],
+        task: Task,
         feature_names: Sequence[str],
         *,
         params: Mapping[str, Any] | None = None,
@@ -270,6 +209,8 @@ class LifecycleClassifier(_LgbmEstimator):
         num_boost_round: int = 2000,
         early_stopping_rounds: int = 50,
     ) -> None:
+        if spec(task).kind != "classification":
+            raise ValueError(f"{task} is not a classification task")
         self.task = task
         self.feature_names = list(feature_names)
         self.params = dict(params or {})
@@ -361,13 +302,13 @@ class LifecycleClassifier(_LgbmEstimator):
         The serving fast path: no pandas, the same numbers as :meth:`predict_frame` gives
         for eligible rows.
         """
-        return {OUTPUTS[self.task][0]: self._calibrated(self.raw_score_matrix(x, threads))}
+        return {spec(self.task).outputs[0]: self._calibrated(self.raw_score_matrix(x, threads))}
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probability in the task's output column; NaN for ineligible rows."""
         mask = eligible(self.task, features)
         values = self.predict_proba(features[mask]) if mask.any() else np.empty(0)
-        return self._output(features, {OUTPUTS[self.task][0]: values})
+        return self._output(features, {spec(self.task).outputs[0]: values})
 
 
 class ClvRegressor(_LgbmEstimator):

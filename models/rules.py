@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from models.lgbm import Task
+from models.tasks import Task
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from features.config import LifecycleConfig, load_config
-from models.lgbm import TASKS, Task
+from models.tasks import TASKS, Task, spec
 
 
 class _Strict(BaseModel):
@@ -29,10 +29,19 @@ class Horizons(_Strict):
     clv_days: int = Field(365, gt=0)
 
     def of(self, task: Task) -> int:
-        """Return the horizon of one task in days."""
-        return {"next_stage": self.next_stage_days, "churn": self.churn_days}.get(
-            task, self.clv_days
-        )
+        """Return the horizon of one task in days (the field its :class:`TaskSpec` names).
+
+        Raises
+        ------
+        ValueError
+            For a name that is not a task.
+        """
+        return int(getattr(self, spec(task).horizon_field))
+
+
+_missing_horizons = [t for t in TASKS if spec(t).horizon_field not in Horizons.model_fields]
+if _missing_horizons:  # a new task must bring its horizon; fail at import, not mid-training
+    raise TypeError(f"Horizons has no field for task(s) {', '.join(_missing_horizons)}")
 
 
 class CutoffSettings(_Strict):

@@ -16,13 +16,16 @@ understate activity, so :func:`build_labels` refuses it with :class:`IncompleteL
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from features.build import (
+    EventLog,
     build_features,
     connect,
     event_time_range,
@@ -33,7 +36,7 @@ from features.build import (
 )
 from features.config import LifecycleConfig
 from features.definitions import DAY_US
-from models.lgbm import Task, eligible
+from models.tasks import TASKS, Task, eligible
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -50,7 +53,8 @@ def observation_end(
     Parameters
     ----------
     events
-        Canonical events (frame, Arrow table or Parquet path).
+        Canonical events (frame, Arrow table or Parquet path), or an already read
+        :class:`features.build.EventLog`.
     observed_until
         An explicit end; default: midnight UTC after the last event.
 
@@ -61,7 +65,9 @@ def observation_end(
     """
     if observed_until is not None:
         return parse_cutoff(observed_until)
-    _, last = event_time_range(events)
+    _, last = (
+        (events.first, events.last) if isinstance(events, EventLog) else event_time_range(events)
+    )
     return last.normalize() + pd.Timedelta(days=1)
 
 
@@ -194,28 +200,70 @@ def build_labels(
     check_complete(cutoffs, horizon_days=horizon_days, end=end)
     mask = eligible(task, features)
     labels = np.full(len(features), np.nan)
-    if task == "next_stage":
-        later = _later_stages(events, cutoffs, horizon_days, config, later_features)
-        shifted = features[["customer_id", "cutoff"]].copy()
-        shifted["cutoff"] = [window_end(c, horizon_days) for c in shifted["cutoff"]]
-        stage_then = _merge_on_keys(shifted, later, "stage_code")
-        now = features["stage_code"].to_numpy(dtype=np.float64)
-        labels[mask] = (stage_then[mask] > now[mask]).astype(np.float64)
-        return labels
-    activity = window_activity(
-        events,
-        cutoffs,
-        horizon_days=horizon_days,
-        qualifying_events=qualifying_events or config.stages.purchase_events,
-        purchase_events=config.stages.purchase_events,
-        refund_events=config.features.refund_events,
-    )
-    if task == "churn":
-        active = np.nan_to_num(_merge_on_keys(features, activity, "n_qualifying"))
-        labels[mask] = (active[mask] == 0).astype(np.float64)
-    else:
-        labels[mask] = np.nan_to_num(_merge_on_keys(features, activity, "net_revenue"))[mask]
+    window = LabelWindow(events, cutoffs, horizon_days, config, qualifying_events, later_features)
+    labels[mask] = LABELS[task](window, features)[mask]
     return labels
+
+
+@dataclass(frozen=True)
+class LabelWindow:
+    """What a label function reads: the events, the cutoffs and the window after each."""
+
+    events: object
+    cutoffs: Sequence[pd.Timestamp]
+    horizon_days: int
+    config: LifecycleConfig
+    qualifying_events: Sequence[str] | None
+    later_features: pd.DataFrame | None
+
+    def activity(self) -> pd.DataFrame:
+        """Qualifying events and net revenue per customer and cutoff in the window."""
+        return window_activity(
+            self.events,
+            self.cutoffs,
+            horizon_days=self.horizon_days,
+            qualifying_events=self.qualifying_events or self.config.stages.purchase_events,
+            purchase_events=self.config.stages.purchase_events,
+            refund_events=self.config.features.refund_events,
+        )
+
+
+def _next_stage_label(window: LabelWindow, features: pd.DataFrame) -> FloatArray:
+    """1 when the stage at ``T + H`` is above the stage at ``T``."""
+    later = _later_stages(
+        window.events,
+        window.cutoffs,
+        window.horizon_days,
+        window.config,
+        window.later_features,
+    )
+    shifted = features[["customer_id", "cutoff"]].copy()
+    shifted["cutoff"] = [window_end(c, window.horizon_days) for c in shifted["cutoff"]]
+    stage_then = _merge_on_keys(shifted, later, "stage_code")
+    now = features["stage_code"].to_numpy(dtype=np.float64)
+    return (stage_then > now).astype(np.float64)
+
+
+def _churn_label(window: LabelWindow, features: pd.DataFrame) -> FloatArray:
+    """1 when no qualifying event falls in the window."""
+    active = np.nan_to_num(_merge_on_keys(features, window.activity(), "n_qualifying"))
+    return (active == 0).astype(np.float64)
+
+
+def _clv_label(window: LabelWindow, features: pd.DataFrame) -> FloatArray:
+    """Net revenue in the window (refunds reduce it)."""
+    return np.nan_to_num(_merge_on_keys(features, window.activity(), "net_revenue"))
+
+
+LABELS: Mapping[Task, Callable[[LabelWindow, pd.DataFrame], FloatArray]] = MappingProxyType(
+    {"next_stage": _next_stage_label, "churn": _churn_label, "clv": _clv_label}
+)
+"""The label of each task: a function of the window and the feature rows (all rows; the caller
+keeps the eligible ones)."""
+
+_unlabelled = [t for t in TASKS if t not in LABELS]
+if _unlabelled:  # a new task must bring its label; fail at import, not mid-training
+    raise TypeError(f"no label defined for task(s) {', '.join(_unlabelled)}")
 
 
 def _later_stages(

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from models.lgbm import import_shap, shap_explanation
+from models.tasks import spec
 from training.metrics import prediction_deciles
 
 if TYPE_CHECKING:
@@ -46,21 +47,6 @@ METRIC_ROWS: tuple[str, ...] = (
 PROTOCOL_LABELS: dict[str, str] = {
     "time": "time-honest",
     "customer": "customer split (not time-honest)",
-}
-
-INTENDED_USE: dict[str, str] = {
-    "churn": (
-        "Rank customers by the probability that they churn within the horizon after a cutoff, "
-        "to decide whom a retention action should reach first."
-    ),
-    "clv": (
-        "Estimate each customer's revenue over the horizon after a cutoff, with a prediction "
-        "interval, to prioritise and budget customer actions."
-    ),
-    "next_stage": (
-        "Estimate the probability of each lifecycle stage a customer will be in at the end of "
-        "the horizon after a cutoff."
-    ),
 }
 
 GENERIC_LIMITS: tuple[str, ...] = (
@@ -910,7 +896,7 @@ def render_model_card(summary: Mapping[str, Any], task: str) -> str:
     lines += [
         "## Intended use",
         "",
-        INTENDED_USE.get(task, f"Predict `{target}` over the horizon after a cutoff."),
+        spec(task).intended_use,
         f"Target `{target}`, horizon {horizon_text} days. Scores are meant to rank and size "
         "customer actions; they are not meant for decisions with legal or similarly "
         "significant effects on a person without human review.",

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.lgbm import FloatArray, Task, train_booster
+from models.lgbm import FloatArray, train_booster
+from models.tasks import Task
 from training.config import TuningSettings
 
 DEFAULT_PARAMS: dict[str, Any] = {

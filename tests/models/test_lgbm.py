@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.lgbm import PROBABILITY_FLOOR, ClvRegressor, LifecycleClassifier, eligible
+from models.lgbm import PROBABILITY_FLOOR, ClvRegressor, LifecycleClassifier
 from models.rules import RfmCellRate, last_period
+from models.tasks import eligible
 from training.metrics import expected_calibration_error
 
 
