@@ -5,7 +5,14 @@ strictly before the cutoff ``T`` grouped by customer, event type, channel, campa
 age bucket (the bucket edges are the feature windows, so a window holds whole groups);
 ``purchases`` features are aggregates over ``pur``, one row per purchase with its sequence
 columns; ``derived`` features are expressions over other features' columns (by name). Columns
-whose name starts with ``_`` are intermediate and not part of the output.
+whose name starts with ``_`` are intermediate and not part of the output. ``scores`` features
+(the RFM scores, :func:`rfm_features`) have no SQL: :mod:`features.rfm` adds them.
+
+Each output feature also states its meaning where it is defined (see :class:`Feature`): its
+kind, whether it is a whole number and never negative, its bounds, its churn direction
+(:func:`churn_monotone` reads them for the churn model) and its sentence key with parameters
+(the driver sentence and label in :mod:`features.glossary`). Nothing downstream reads these
+facts from a feature's name.
 
 ``g`` has, per group: ``n`` (events), ``rev`` (revenue in millionths, an exact integer sum,
 so results never depend on row order), ``max_rev``, ``min_age`` and ``max_age`` (``T - event_ts``
@@ -27,29 +34,106 @@ the thread count or the order of the input rows.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 from features.config import LifecycleConfig
+from features.glossary import text
+from features.schema import STAGES
 
 DAY_US = 86_400_000_000
 """Microseconds in a (24-hour) day: windows are absolute durations, not calendar days."""
 
+Kind: TypeAlias = Literal[
+    "count",
+    "count_change",
+    "days",
+    "days_squared",
+    "money",
+    "money_change",
+    "share",
+    "ratio",
+    "score",
+    "code",
+]
+"""What a feature's value is, which says how it is written for people:
+
+``count`` (events, purchases), ``count_change`` (a count minus the previous window's),
+``days`` (a duration), ``days_squared`` (a variance of durations), ``money`` (an amount in the
+log's currency), ``money_change`` (an amount minus the previous window's), ``share`` (a rate
+written as a percentage), ``ratio`` (a multiple of a reference), ``score`` (an RFM score,
+0 = no purchase) and ``code`` (a lifecycle stage code, 0 reach ... 4 loyalty)."""
+
+Direction: TypeAlias = Literal[-1, 0, 1]
+
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature: its column name, SQL, family, a plain description and its scope."""
+    """One feature: its column name, SQL, family, description, scope and meaning.
+
+    The meaning is stated where the feature is defined, so nothing downstream re-derives it
+    from the name: ``kind`` (how its value reads), ``integer`` and ``non_negative`` (what a
+    given value must satisfy), ``bounds`` (inclusive range, for codes and scores),
+    ``churn_direction`` (+1: more of it never lowers churn risk, -1: never raises it, 0: no
+    constraint) and ``sentence`` with ``params`` (the key of its driver sentence and label in
+    :mod:`features.glossary`, and the values they quote: window days, event type, channel).
+    Intermediate columns have no kind and no sentence.
+    """
 
     name: str
     sql: str
     family: str
     description: str
-    scope: Literal["events", "purchases", "derived"] = "events"
+    scope: Literal["events", "purchases", "derived", "scores"] = "events"
+    kind: Kind | None = None
+    integer: bool = False
+    non_negative: bool = False
+    bounds: tuple[int, int] | None = None
+    churn_direction: Direction = 0
+    sentence: str = ""
+    params: Mapping[str, str | int] = field(default_factory=dict, hash=False)
 
     @property
     def internal(self) -> bool:
         """Whether the column is an intermediate that is not part of the output."""
         return self.name.startswith("_")
+
+
+def _feature(
+    name: str,
+    sql: str,
+    family: str,
+    kind: Kind,
+    sentence: str,
+    scope: Literal["events", "purchases", "derived", "scores"] = "events",
+    *,
+    params: Mapping[str, str | int] | None = None,
+    non_negative: bool | None = None,
+    bounds: tuple[int, int] | None = None,
+    churn_direction: Direction = 0,
+) -> Feature:
+    """Build an output feature: its description is its English label in the glossary.
+
+    Counts, codes and scores are whole numbers; counts are never negative (and codes and
+    scores stay within their bounds); other kinds say ``non_negative`` themselves.
+    """
+    values = dict(params or {})
+    whole = kind in ("count", "code", "score")
+    return Feature(
+        name,
+        sql,
+        family,
+        text(f"label.{sentence}", "en", **values),
+        scope,
+        kind=kind,
+        integer=whole,
+        non_negative=whole if non_negative is None else non_negative,
+        bounds=bounds,
+        churn_direction=churn_direction,
+        sentence=sentence,
+        params=values,
+    )
 
 
 def _days(expr: str) -> str:
@@ -146,12 +230,13 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
     Returns
     -------
     list of Feature
-        Column name, SQL aggregate, family and description for each feature.
+        Column name, SQL aggregate, family, description and meaning (kind, whole number or
+        not, sign, churn direction, sentence key) for each feature.
 
     Examples
     --------
     >>> from features.config import LifecycleConfig
-    >>> names = [f.name for f in feature_definitions(LifecycleConfig())]
+    >>> names = [f.name for f in feature_definitions(LifecycleConfig()) if not f.internal]
     >>> names[:3]
     ['n_events', 'days_since_first_event', 'days_since_last_event']
     """
@@ -205,226 +290,276 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         intermediate("_purchases_last_30d", purchase_last_30, "events"),
         intermediate("_revenue_last_30d", revenue_last_30, "events"),
         intermediate("_events_last_30d", events_last_30, "events"),
-        Feature("n_events", _count(), "activity", "events of any type, all time"),
-        Feature(
+        _feature("n_events", _count(), "activity", "count", "events_total"),
+        _feature(
             "days_since_first_event",
             _days("_first_event_age"),
             "tenure",
-            "days since the first event (tenure)",
+            "days",
+            "first_event_ago",
             "derived",
+            non_negative=True,
         ),
-        Feature(
+        _feature(
             "days_since_last_event",
             _days(_min_age()),
             "recency",
-            "days since the latest event of any type",
+            "days",
+            "last_event_ago",
+            non_negative=True,
+            churn_direction=1,
         ),
     ]
+    # More recent activity never raises churn risk: moving a purchase closer to the cutoff
+    # raises the counts of the windows up to the active period (and lowers the recencies).
+    recent: dict[int, Direction] = {w: -1 if w <= config.stages.active_days else 0 for w in windows}
     defs += [
-        Feature(
+        _feature(
             f"n_events_{w}d",
             _count(_in_window(w)),
             "activity",
-            f"events of any type in the last {w} days",
+            "count",
+            "events_window",
+            params={"window": w},
+            churn_direction=recent[w],
         )
         for w in windows
     ]
     defs += [
-        Feature(N_PURCHASES, _count("is_purchase"), "frequency", "purchases, all time"),
-        Feature(
-            "revenue_total",
-            _money(REVENUE_MICRO),
-            "monetary",
-            "purchase revenue, all time",
-            "derived",
+        _feature(N_PURCHASES, _count("is_purchase"), "frequency", "count", "purchases_total"),
+        _feature(
+            "revenue_total", _money(REVENUE_MICRO), "monetary", "money", "revenue_total", "derived"
         ),
-        Feature(
+        _feature(
             "net_revenue_total",
             _money(f"{REVENUE_MICRO} - {REFUND_MICRO}"),
             "monetary",
-            "purchase revenue less refunds, all time",
+            "money",
+            "net_revenue_total",
             "derived",
         ),
     ]
     for w in windows:
         defs.append(
-            Feature(
+            _feature(
                 f"n_purchases_{w}d",
                 _count(f"is_purchase AND {_in_window(w)}"),
                 "frequency",
-                f"purchases in the last {w} days",
+                "count",
+                "purchases_window",
+                params={"window": w},
+                churn_direction=recent[w],
             )
         )
         defs.append(
-            Feature(
+            _feature(
                 f"revenue_{w}d",
                 _money(_sum_rev(f"is_purchase AND {_in_window(w)}")),
                 "monetary",
-                f"purchase revenue in the last {w} days",
+                "money",
+                "revenue_window",
+                params={"window": w},
+                churn_direction=recent[w],
             )
         )
     defs += [
-        Feature(
+        _feature(
             "avg_order_value",
             f"CASE WHEN {N_PURCHASES} > 0 THEN {_money(REVENUE_MICRO)} / {N_PURCHASES} END",
             "monetary",
-            "mean revenue per purchase",
+            "money",
+            "avg_order_value",
             "derived",
         ),
-        Feature(
+        _feature(
             "max_order_value",
             _money(f"max({_when('is_purchase', 'max_rev')})"),
             "monetary",
-            "largest single purchase",
+            "money",
+            "max_order_value",
         ),
-        Feature(
+        _feature(
             "days_since_last_purchase",
             _days(LAST_PURCHASE_AGE),
             "recency",
-            "days since the latest purchase",
+            "days",
+            "last_purchase_ago",
             "derived",
+            non_negative=True,
+            churn_direction=1,
         ),
-        Feature(
+        _feature(
             "days_since_first_purchase",
             _days(FIRST_PURCHASE_AGE),
             "tenure",
-            "days since the first purchase",
+            "days",
+            "first_purchase_ago",
             "derived",
+            non_negative=True,
         ),
-        Feature(
+        _feature(
             "days_since_signup",
             _days("_first_signup_age"),
             "tenure",
-            "days since sign-up",
+            "days",
+            "signup_ago",
             "derived",
+            non_negative=True,
         ),
-        Feature(
+        _feature(
             "mean_purchase_gap_days",
             f"{mean_gap_us} / {DAY_US}",
             "rhythm",
-            "mean days between consecutive purchases",
+            "days",
+            "mean_purchase_gap",
             "derived",
+            non_negative=True,
         ),
-        Feature(
+        _feature(
             "var_purchase_gap_days",
             var_gap,
             "rhythm",
-            "variance of days between consecutive purchases",
+            "days_squared",
+            "purchase_gap_spread",
             "derived",
+            non_negative=True,
         ),
-        Feature(
+        _feature(
             "purchase_gap_ratio",
             f"CAST({LAST_PURCHASE_AGE} AS DOUBLE) / nullif({mean_gap_us}, 0)",
             "rhythm",
-            "days since the last purchase relative to the usual gap",
+            "ratio",
+            "purchase_gap_ratio",
             "derived",
+            non_negative=True,
+            churn_direction=1,
         ),
-        Feature(
+        _feature(
             "purchase_trend_30d",
             "_purchases_last_30d - _purchases_prev_30d",
             "trend",
-            "purchases in the last 30 days minus the 30 days before",
+            "count_change",
+            "purchase_trend",
             "derived",
+            params={"window": 30},
+            churn_direction=-1,
         ),
-        Feature(
+        _feature(
             "revenue_trend_30d",
             _money("_revenue_last_30d - _revenue_prev_30d"),
             "trend",
-            "revenue in the last 30 days minus the 30 days before",
+            "money_change",
+            "revenue_trend",
             "derived",
+            params={"window": 30},
+            churn_direction=-1,
         ),
-        Feature(
+        _feature(
             "activity_trend_30d",
             "_events_last_30d - _events_prev_30d",
             "trend",
-            "events in the last 30 days minus the 30 days before",
+            "count_change",
+            "activity_trend",
             "derived",
+            params={"window": 30},
+            churn_direction=-1,
         ),
-        Feature(
-            "n_refunds",
-            _count("is_refund"),
-            "refunds",
-            "refunds, all time",
+        _feature("n_refunds", _count("is_refund"), "refunds", "count", "refunds_total"),
+        _feature(
+            "refund_amount", _money(REFUND_MICRO), "refunds", "money", "refund_amount", "derived"
         ),
-        Feature(
-            "refund_amount", _money(REFUND_MICRO), "refunds", "refunded amount, all time", "derived"
-        ),
-        Feature(
+        _feature(
             "refund_rate",
             f"CASE WHEN {N_PURCHASES} > 0 THEN CAST(n_refunds AS DOUBLE) / {N_PURCHASES} END",
             "refunds",
-            "refunds per purchase",
+            "share",
+            "refund_rate",
             "derived",
         ),
-        Feature(
+        _feature(
             "n_campaign_exposures",
             _count("is_exposure"),
             "campaigns",
-            "campaign offers received",
+            "count",
+            "campaign_offers",
         ),
-        Feature(
+        _feature(
             "n_campaign_responses",
             _count("is_purchase AND has_campaign"),
             "campaigns",
-            "purchases attributed to a campaign",
+            "count",
+            "campaign_purchases",
         ),
-        Feature(
+        _feature(
             "days_since_last_campaign_exposure",
             _days(_min_age("is_exposure")),
             "campaigns",
-            "days since the latest campaign offer",
+            "days",
+            "last_campaign_offer_ago",
         ),
-        Feature(
-            N_LOYALTY,
-            _count("is_loyalty"),
-            "advocacy",
-            "referrals, loyalty-programme joins and reviews",
-        ),
+        _feature(N_LOYALTY, _count("is_loyalty"), "advocacy", "count", "loyalty_signals"),
     ]
     for event_type in config.vocabulary:
         suffix = _ident(event_type)
+        is_type = f"event_type = {_quote(event_type)}"
         defs.append(
-            Feature(
+            _feature(
                 f"n_{suffix}",
-                _count(f"event_type = {_quote(event_type)}"),
+                _count(is_type),
                 "activity",
-                f"'{event_type}' events, all time",
+                "count",
+                "event_total",
+                params={"event": event_type},
             )
         )
         defs.append(
-            Feature(
+            _feature(
                 f"n_{suffix}_30d",
-                _count(f"event_type = {_quote(event_type)} AND {last_30}"),
+                _count(f"{is_type} AND {last_30}"),
                 "activity",
-                f"'{event_type}' events in the last 30 days",
+                "count",
+                "event_window",
+                params={"event": event_type, "window": 30},
             )
         )
     channels = config.features.channels
     for channel in channels:
         defs.append(
-            Feature(
+            _feature(
                 f"n_channel_{_ident(channel)}",
                 _count(f"channel = {_quote(channel)}"),
                 "channel",
-                f"events on the '{channel}' channel",
+                "count",
+                "channel",
+                params={"channel": channel},
             )
         )
     listed = ", ".join(_quote(c) for c in channels) or "NULL"
     defs.append(
-        Feature(
+        _feature(
             "n_channel_other",
             _count(f"channel IS NOT NULL AND channel NOT IN ({listed})"),
             "channel",
-            "events on any other channel",
+            "count",
+            "channel_other",
         )
     )
     defs += [
-        Feature("stage_code", stage_code_sql(config), "stage", "lifecycle stage, 0-4", "derived"),
-        Feature(
+        _feature(
+            "stage_code",
+            stage_code_sql(config),
+            "stage",
+            "code",
+            "stage",
+            "derived",
+            bounds=(0, len(STAGES) - 1),
+        ),
+        _feature(
             "days_in_stage",
             _days(stage_entry_age_sql(config)),
             "stage",
-            "days since the customer entered the current stage",
+            "days",
+            "days_in_stage",
             "derived",
         ),
     ]
@@ -433,3 +568,85 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
     if duplicated:
         raise ValueError(f"feature names collide: {sorted(duplicated)}; rename a channel or type")
     return defs
+
+
+RFM_FEATURES: tuple[str, ...] = ("rfm_r", "rfm_f", "rfm_m")
+"""The RFM score columns :mod:`features.rfm` adds after the SQL (see :func:`rfm_features`)."""
+
+
+def rfm_features(config: LifecycleConfig) -> list[Feature]:
+    """Return the RFM scores as features: computed by :mod:`features.rfm`, not by SQL.
+
+    Each is a whole score from 1 to ``config.rfm.bins`` against the reference population, 0
+    for a customer without a purchase. A better recency score never raises churn risk.
+
+    Examples
+    --------
+    >>> [(f.name, f.bounds) for f in rfm_features(LifecycleConfig())][:1]
+    [('rfm_r', (0, 5))]
+    """
+    bounds = (0, config.rfm.bins)
+    families = ("recency", "frequency", "monetary")
+    return [
+        _feature(
+            name,
+            "",
+            family,
+            "score",
+            name,
+            "scores",
+            bounds=bounds,
+            churn_direction=-1 if name == "rfm_r" else 0,
+        )
+        for name, family in zip(RFM_FEATURES, families, strict=True)
+    ]
+
+
+def model_features(config: LifecycleConfig) -> list[Feature]:
+    """Return the features a model takes, in column order: the output definitions, then RFM.
+
+    Parameters
+    ----------
+    config
+        The lifecycle config.
+
+    Returns
+    -------
+    list of Feature
+        The same columns as :func:`features.build.feature_columns`, each with its meaning.
+
+    Examples
+    --------
+    >>> [f.name for f in model_features(LifecycleConfig())][-3:]
+    ['rfm_r', 'rfm_f', 'rfm_m']
+    """
+    outputs = [f for f in feature_definitions(config) if not f.internal]
+    return [*outputs, *rfm_features(config)]
+
+
+def churn_monotone(config: LifecycleConfig) -> dict[str, int]:
+    """Return the churn model's monotone constraints: feature name -> its churn direction.
+
+    More recent activity never raises churn risk: recency grows it (+1); the counts and
+    revenue of the windows up to ``stages.active_days``, the 30-day trends and the R score
+    shrink it (-1). Features without a direction are left out.
+
+    Parameters
+    ----------
+    config
+        The lifecycle config (its windows and active period choose the windowed columns).
+
+    Returns
+    -------
+    dict
+        Feature name -> +1 or -1.
+
+    Examples
+    --------
+    >>> monotone = churn_monotone(LifecycleConfig())
+    >>> monotone["days_since_last_purchase"], monotone["n_purchases_90d"], monotone["rfm_r"]
+    (1, -1, -1)
+    >>> "n_purchases_365d" in monotone
+    False
+    """
+    return {f.name: f.churn_direction for f in model_features(config) if f.churn_direction}

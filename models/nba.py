@@ -18,6 +18,9 @@ Expected value of an action, in the catalog's currency:
 campaign offer is given (for instance a row of :meth:`models.uplift.TwoModelUplift.predict_frame`);
 the measured number then replaces it, whatever the outcome, and ``effect_source`` says
 ``estimated``. Ranking needs no pandas: it is plain Python over a handful of actions.
+
+The reasons' words (stage names included) come from :mod:`features.glossary` and their amounts
+and percentages from :mod:`features.formatting`, as on the page and in the driver sentences.
 """
 
 from __future__ import annotations
@@ -33,16 +36,14 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from features.config import load_yaml
+from features.formatting import money, percent
+from features.glossary import LANGS, Lang, stage_name, text
 from features.rfm import NO_PURCHASE, SEGMENTS
 from features.schema import STAGES
 
-Lang: TypeAlias = Literal["en", "ko"]
 Outcome: TypeAlias = Literal["next_stage", "retention", "value", "none"]
 EffectSource: TypeAlias = Literal["assumed", "estimated"]
 PredictionName: TypeAlias = Literal["next_stage_probability", "churn_risk", "clv", "clv_at_risk"]
-
-LANGS: tuple[str, ...] = ("en", "ko")
-"""Languages every name and description is given in."""
 
 ALL_SEGMENTS: tuple[str, ...] = (*SEGMENTS, NO_PURCHASE)
 """RFM segment names an action may target (the grid's segments and ``No purchase yet``)."""
@@ -54,15 +55,6 @@ DEFAULT_STAGE_VALUES: dict[str, float] = {
     "retention": 80.0,
 }
 """Value, in currency, of moving a customer up one stage from each stage (loyalty is the top)."""
-
-STAGE_NAMES_KO: dict[str, str] = {
-    "reach": "도달",
-    "acquisition": "획득",
-    "conversion": "전환",
-    "retention": "유지",
-    "loyalty": "충성",
-}
-"""Korean stage names for reasons (English reasons use the stage ids)."""
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -397,63 +389,40 @@ def _expected_value(
     return None if base is None else effect * base - action.cost
 
 
-def _money(amount: float, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
-
-
-def _retention_reason(catalog: ActionCatalog, values: Mapping[str, float | None], ko: bool) -> str:
-    churn = values["churn_risk"] or 0.0
-    at_risk = _money(values["clv_at_risk"] or 0.0, catalog.currency)
-    if ko:
-        return f"이탈 위험이 {churn:.0%}로, {at_risk} 규모의 고객 가치가 위태롭습니다"
-    return f"Churn risk is {churn:.0%} and {at_risk} of value is at risk"
+def _retention_reason(
+    catalog: ActionCatalog, values: Mapping[str, float | None], lang: Lang
+) -> str:
+    churn = percent(values["churn_risk"] or 0.0, lang)
+    at_risk = money(values["clv_at_risk"] or 0.0, catalog.currency, lang)
+    return text("reason.retention", lang, churn=churn, at_risk=at_risk)
 
 
 def _next_stage_reason(
-    catalog: ActionCatalog, stage: str, values: Mapping[str, float | None], ko: bool
+    catalog: ActionCatalog, stage: str, values: Mapping[str, float | None], lang: Lang
 ) -> str:
-    worth = _money(catalog.stage_values[stage], catalog.currency)
     p_next = values["next_stage_probability"]
-    nxt = STAGES[STAGES.index(stage) + 1]
-    if ko:
-        names = STAGE_NAMES_KO
-        text = f"{names[stage]} 단계에서 {names[nxt]} 단계로 올라가면 {worth}의 가치가 있으며"
-        if p_next is None:
-            return text + ", 조치 없이 올라갈 확률은 알 수 없습니다"
-        return text + f", 조치 없이 올라갈 확률은 {p_next:.0%}입니다"
-    text = f"Moving from {stage} to {nxt} is worth {worth}"
+    words = {
+        "stage": stage_name(stage, lang),
+        "next_stage": stage_name(STAGES[STAGES.index(stage) + 1], lang),
+        "worth": money(catalog.stage_values[stage], catalog.currency, lang),
+    }
     if p_next is None:
-        return text
-    return text + f" and the chance of it without action is {p_next:.0%}"
+        return text("reason.next_stage", lang, **words)
+    return text("reason.next_stage_chance", lang, chance=percent(p_next, lang), **words)
 
 
 def _value_reason(
-    catalog: ActionCatalog, effect: float, values: Mapping[str, float | None], ko: bool
+    catalog: ActionCatalog, effect: float, values: Mapping[str, float | None], lang: Lang
 ) -> str:
-    clv = _money(values["clv"] or 0.0, catalog.currency)
-    if ko:
-        return (
-            f"예상 365일 고객 가치가 {clv}이며, 이 조치로 그중 약 {effect:.0%}가 "
-            "늘어날 것으로 예상됩니다"
-        )
-    return f"Expected 365-day value is {clv} and the action adds about {effect:.0%} of it"
+    clv = money(values["clv"] or 0.0, catalog.currency, lang)
+    return text("reason.value", lang, clv=clv, effect=percent(effect, lang))
 
 
-def _no_action_reason(values: Mapping[str, float | None], ko: bool) -> str:
+def _no_action_reason(values: Mapping[str, float | None], lang: Lang) -> str:
     churn = values["churn_risk"]
     if churn is None:
-        if ko:
-            return "기대 이익이 비용을 넘는 조치가 없으므로 고객을 방해하지 않습니다"
-        return "No action is expected to pay off, so leave the customer undisturbed"
-    if ko:
-        return (
-            f"이탈 위험이 {churn:.0%}인 상황에서 기대 이익이 비용을 넘는 조치가 없으므로 "
-            "고객을 방해하지 않습니다"
-        )
-    return (
-        f"No action is expected to pay off at a churn risk of {churn:.0%}, "
-        "so leave the customer undisturbed"
-    )
+        return text("reason.no_action", lang)
+    return text("reason.no_action_churn", lang, churn=percent(churn, lang))
 
 
 def _reason(
@@ -465,20 +434,18 @@ def _reason(
     top_driver: str | None,
 ) -> str:
     """One sentence in ``lang`` on why the best action was chosen, citing the top driver."""
-    ko = lang == "ko"
     outcome = best.action.outcome
     if outcome == "retention":
-        text = _retention_reason(catalog, values, ko)
+        reason = _retention_reason(catalog, values, lang)
     elif outcome == "next_stage":
-        text = _next_stage_reason(catalog, stage, values, ko)
+        reason = _next_stage_reason(catalog, stage, values, lang)
     elif outcome == "value":
-        text = _value_reason(catalog, best.effect, values, ko)
+        reason = _value_reason(catalog, best.effect, values, lang)
     else:
-        text = _no_action_reason(values, ko)
-    text += "."
+        reason = _no_action_reason(values, lang)
     if top_driver:
-        text += f" 주요 요인: {top_driver}" if ko else f" Top driver: {top_driver}"
-    return text
+        return text("reason.top_driver", lang, reason=reason, driver=top_driver)
+    return text("reason.end", lang, reason=reason)
 
 
 def _check_inputs(stage: str, segment: str, lang: str) -> None:

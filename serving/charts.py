@@ -2,7 +2,9 @@
 
 No JavaScript and no hover: labels sit left of each bar and values right of it, so a chart
 reads the same printed, on a phone or through a screen reader (each chart has a title and a
-description, and the page shows the same numbers in a table next to it).
+description, and the page shows the same numbers in a table next to it). Labels and values
+come written (:mod:`serving.i18n`); the charts only write effect sizes, with
+:func:`features.formatting.number`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from markupsafe import Markup, escape
+
+from features.formatting import number
 
 INK = "#1f2933"
 MUTED = "#52606d"
@@ -103,11 +107,11 @@ def diverging_chart(
             f'<rect x="{x:.1f}" y="{y + 3}" width="{length:.1f}" height="{row - 10}" '
             f'fill="{DOWN if up == up_is_good else UP}" rx="2"/>'
             f'<text x="{text_x:.1f}" y="{y + 16}" text-anchor="{anchor}" fill="{INK}" '
-            f'font-size="12">{escape(word)} {abs(float(value)):.2f}</text>'
+            f'font-size="12">{escape(word)} {number(abs(float(value)), digits=2)}</text>'
         )
     height = len(labels) * row + 12
     desc = "; ".join(
-        f"{lab}: {up_word if float(v) > 0 else down_word} {abs(float(v)):.2f}"
+        f"{lab}: {up_word if float(v) > 0 else down_word} {number(abs(float(v)), digits=2)}"
         for lab, v in zip(labels, values, strict=True)
     )
     return _svg(width, height, title, desc, "".join(parts))

@@ -181,7 +181,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         driver_chart = charts.bar_chart(
             [i18n.feature_label(f, lang, engine.lifecycle) for f in drivers["feature"]],
             drivers["mean_abs"].tolist(),
-            [f"{v:.2f}" for v in drivers["mean_abs"]],
+            [i18n.number(v, lang, 2) for v in drivers["mean_abs"]],
             notes=[
                 i18n.text("raises_in", lang, share=i18n.percent(s, lang))
                 for s in drivers["raises_share"]
@@ -287,7 +287,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if customer_id not in engine.lookup.index:
             # A search that finds nobody is an answer, not an error (the API says 404).
             return render(request, "customer.html", answer=None, customer_id=customer_id)
-        answer = engine.predict([PredictRequest(customer_id=customer_id, lang=lang, top_k=6)])[0]
+        request_ = PredictRequest(customer_id=customer_id, lang=lang, top_k=6)
+        answer = engine.predict([request_])[0].model_dump()
         row = engine.lookup.frame.iloc[engine.lookup.index[customer_id]]
         charts_by_task = {}
         for task in TASK_ORDER:

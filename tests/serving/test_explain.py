@@ -6,26 +6,27 @@ from __future__ import annotations
 import math
 import re
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from features.config import FeatureSettings, LifecycleConfig
-from features.definitions import feature_definitions
+from features.definitions import RFM_FEATURES, feature_definitions
+from features.definitions import model_features as model_feature_defs
+from features.glossary import FAMILY_LABELS, LANGS, TASK_LABELS, Lang
+from features.glossary import STAGE_NAMES_BY_CODE as STAGE_NAMES
+from serving import explain as explain_module
 from serving.explain import (
-    FAMILY_LABELS,
-    LANGS,
-    RFM_FEATURES,
-    STAGE_NAMES,
     STRENGTH_THRESHOLDS,
-    TASK_LABELS,
     TASKS,
-    Lang,
     Task,
     describe_driver,
     explain,
     strength,
 )
+from training.config import load_training_config
 
 
 def model_features(config: LifecycleConfig | None = None) -> list[str]:
@@ -380,6 +381,70 @@ def test_no_sentence_claims_a_cause() -> None:
                     assert_not_causal(text)
                     count += 1
     assert count > 10_000
+
+
+# ------------------------------------------------------------------------------ sentence keys
+
+
+TRAINING_DEFAULTS = Path(__file__).parents[2] / "training" / "defaults"
+SENTENCE_CONFIGS = {
+    "default": LifecycleConfig(),
+    "other": LifecycleConfig(
+        vocabulary=("visit", "purchase", "wishlist_add", "Gift Card", "signup", "refund"),
+        features=FeatureSettings(windows_days=(1, 14, 60, 180), channels=("tiktok", "email")),
+    ),
+    "transactions_only": LifecycleConfig(
+        vocabulary=("purchase", "refund"),
+        features=FeatureSettings(windows_days=(30, 90, 365), channels=()),
+    ),
+    **{
+        name: load_training_config(TRAINING_DEFAULTS / f"{name}.yaml").lifecycle
+        for name in ("cdnow", "online_retail")
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(SENTENCE_CONFIGS))
+def test_every_defined_feature_has_its_own_sentence_in_both_languages(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No defined feature reaches the name-shape, family or generic fallback."""
+
+    def no_fallback(feature: str, *args: object) -> None:
+        raise AssertionError(f"{feature} fell back")
+
+    monkeypatch.setattr(explain_module, "_undeclared", no_fallback)
+    config = SENTENCE_CONFIGS[name]
+    features = model_feature_defs(config)
+    names = [f.name for f in features]
+    for lang in LANGS:
+        for values in (np.full(len(names), 3.0), np.full(len(names), math.nan)):
+            out = explain(
+                "churn",
+                distinct_contributions(len(names)),
+                names,
+                values,
+                typical=dict.fromkeys(names, 1.0),
+                top_k=len(names),
+                lang=lang,
+                config=config,
+            )
+            assert len(out["drivers"]) == len(names)
+            for driver in out["drivers"]:
+                assert_clean(driver["text"])
+                hangul = re.search(r"[가-힣]", driver["text"]) is not None
+                assert hangul == (lang == "ko"), driver["text"]
+
+
+def test_an_unknown_sentence_key_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = LifecycleConfig(features=FeatureSettings(windows_days=(3,)))
+    broken = [
+        replace(f, sentence="no_such_sentence") if f.name == "n_events" else f
+        for f in model_feature_defs(config)
+    ]
+    monkeypatch.setattr(explain_module, "model_features", lambda _config: broken)
+    with pytest.raises(ValueError, match=r"n_events.*no_such_sentence"):
+        describe_driver("churn", "n_events", 1.0, 0.2, config=config)
 
 
 # ------------------------------------------------------------------------------ fallbacks

@@ -1,0 +1,98 @@
+"""The glossary and the formatter: both languages everywhere, currency decimals, one name each."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pytest
+
+from features.formatting import counted, currency_digits, days, money, number, percent
+from features.formatting import date as write_date
+from features.glossary import (
+    LANGS,
+    SENTENCES,
+    STAGE_NAMES,
+    STAGE_NAMES_BY_CODE,
+    TABLES,
+    event_name,
+    stage_name,
+    text,
+)
+from features.rfm import NO_PURCHASE, SEGMENTS
+from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, STAGES
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_both_languages_have_exactly_the_same_keys(table: str) -> None:
+    entries = TABLES[table]
+    keys = {lang: {key for key, words in entries.items() if lang in words} for lang in LANGS}
+    assert keys["en"] == keys["ko"] == set(entries)
+    for key, words in entries.items():
+        assert set(words) == set(LANGS), key
+        if key.endswith(".unit"):
+            assert bool(words["en"]) == bool(words["ko"]), key  # both or neither have a unit
+        else:
+            assert all(words[lang].strip() for lang in LANGS), key
+
+
+def test_the_glossary_names_every_stage_segment_event_and_channel() -> None:
+    assert set(TABLES["stage"]) == set(STAGES)
+    assert set(TABLES["segment"]) == {*SEGMENTS, NO_PURCHASE}
+    assert set(DEFAULT_VOCABULARY) <= set(TABLES["event"])
+    assert set(DEFAULT_CHANNELS) <= set(TABLES["channel"])
+
+
+def test_every_sentence_has_all_its_parts() -> None:
+    sentences = {key.rpartition(".")[0] for key in SENTENCES}
+    for sentence in sentences:
+        for part in ("fact", "missing", "typical", "unit"):
+            assert f"{sentence}.{part}" in SENTENCES, (sentence, part)
+
+
+def test_korean_stage_names_are_the_page_names() -> None:
+    assert STAGE_NAMES_BY_CODE["ko"] == ("인지", "가입", "첫 구매", "재구매", "충성")
+    assert STAGE_NAMES_BY_CODE["en"] == STAGES
+    assert [stage_name(s, "ko") for s in STAGES] == [STAGE_NAMES[s]["ko"] for s in STAGES]
+
+
+def test_text_fills_values_and_names_an_unknown_key() -> None:
+    assert text("page.list_title", "ko", name="챔피언") == "챔피언 고객"
+    with pytest.raises(KeyError, match=r"page\.nope"):
+        text("page.nope", "en")
+    with pytest.raises(KeyError, match="name"):
+        text("page.list_title", "en")
+
+
+def test_unknown_event_types_are_quoted() -> None:
+    assert event_name("wishlist_add", "en") == "'wishlist add' event"
+    assert event_name("wishlist_add", "ko") == "'wishlist add' 이벤트"
+
+
+@pytest.mark.parametrize("currency", ["KRW", "JPY", "krw"])
+@pytest.mark.parametrize("lang", LANGS)
+def test_zero_decimal_currencies_never_print_decimals(currency: str, lang: str) -> None:
+    assert currency_digits(currency) == 0
+    assert money(12000.4, currency, lang) == f"12,000 {currency}"  # type: ignore[arg-type]
+    assert money(-0.3, currency, lang) == f"0 {currency}"  # type: ignore[arg-type]
+
+
+def test_other_currencies_have_two_decimals_and_missing_is_a_dash() -> None:
+    assert money(1234.5, "USD") == "1,234.50 USD"
+    assert money(7.5, None) == "7.50"
+    assert money(math.nan, "USD") == money(None, "KRW") == "\u2014"
+
+
+def test_numbers_percentages_dates_and_days() -> None:
+    assert number(12345.6) == "12,346"
+    assert number(0.256, "en", 2) == "0.26"
+    assert percent(0.256) == "26%"
+    assert percent(-0.001) == "0%"
+    assert percent(None) == "\u2014"
+    assert counted(1, "purchase") == "1 purchase"
+    assert counted(3, "purchase") == "3 purchases"
+    assert counted(1200, "회", "ko") == "1,200회"
+    assert days(20.6) == "21 days"
+    assert days(1.0, "ko") == "1일"
+    assert write_date(date(2026, 1, 5), "en") == "Jan 5, 2026"
+    assert write_date(date(2026, 1, 5), "ko") == "2026년 1월 5일"
