@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
@@ -349,6 +350,21 @@ def feature_columns(config: LifecycleConfig | None = None) -> list[str]:
     return [*names, "rfm_r", "rfm_f", "rfm_m"]
 
 
+def typical_values(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
+    """Median of each feature over a population (missing values left out).
+
+    What the explanations call "a typical customer": the service's lookup table, or the
+    evaluation population a model's record carries.
+
+    Examples
+    --------
+    >>> typical_values(pd.DataFrame({"a": [1.0, 3.0, None], "b": [None, None, None]}), ["a", "b"])
+    {'a': 2.0}
+    """
+    medians = frame[list(names)].median(numeric_only=True, skipna=True)
+    return {str(name): float(v) for name, v in medians.items() if pd.notna(v)}
+
+
 def event_time_range(events: EventSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Return the first and last event time (UTC); raise ValueError when there are no events."""
     con = connect()
@@ -361,6 +377,100 @@ def event_time_range(events: EventSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     if first is None:
         raise ValueError("the event log has no events")
     return (pd.Timestamp(first, unit="us", tz="UTC"), pd.Timestamp(last, unit="us", tz="UTC"))
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """An event log read once: the events in memory and what a training run records of them.
+
+    Made by :func:`read_event_log`; ``events`` is what every later step reads (features,
+    labels, baselines), so one training run opens the source once.
+    """
+
+    events: pd.DataFrame | pa.Table
+    """The events as read (an Arrow table for Parquet sources)."""
+    digest: str
+    """``sha256:`` of the source's bytes (Parquet files in order) or of the frame's rows."""
+    source: str
+    rows: int
+    customers: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+
+def read_event_log(events: EventSource) -> EventLog:
+    """Read an event log once: its events into memory, its content hash, counts and period.
+
+    Parameters
+    ----------
+    events
+        Canonical events: a frame, an Arrow table, or a Parquet file or folder.
+
+    Returns
+    -------
+    EventLog
+        The events and their description.
+
+    Raises
+    ------
+    ValueError
+        When the source cannot be read as events, or holds none.
+
+    Examples
+    --------
+    >>> log = read_event_log(pd.DataFrame({
+    ...     "customer_id": ["a", "b", "a"],
+    ...     "event_ts": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-05"], utc=True),
+    ...     "event_type": "visit"}))
+    >>> (log.rows, log.customers, str(log.last.date()))
+    (3, 2, '2024-01-05')
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    data: pd.DataFrame | pa.Table
+    if isinstance(events, pd.DataFrame):
+        digest.update(pd.util.hash_pandas_object(events, index=False).to_numpy().tobytes())
+        data, source = events, "in-memory frame"
+    elif isinstance(events, pa.Table):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, events.schema) as writer:
+            writer.write_table(events)
+        digest.update(sink.getvalue().to_pybytes())
+        data, source = events, "in-memory table"
+    else:
+        path = Path(events)
+        if not path.exists():
+            raise FileNotFoundError(f"events not found: {path}")
+        tables = []
+        for file in event_files(path):
+            raw = file.read_bytes()  # hashed and parsed from the same bytes: one read
+            digest.update(raw)
+            tables.append(pq.read_table(pa.BufferReader(raw)))
+        data = pa.concat_tables(tables, promote_options="default")
+        source = str(events)
+    con = connect()
+    try:
+        register_events(con, data)
+        rows, customers, first, last = con.sql(
+            "SELECT count(*), count(DISTINCT customer_id), epoch_us(min(event_ts)), "
+            "epoch_us(max(event_ts)) FROM events"
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise ValueError(f"could not read the events: {exc}") from exc
+    finally:
+        con.close()
+    if first is None:
+        raise ValueError("the event log has no events")
+    return EventLog(
+        events=data,
+        digest=f"sha256:{digest.hexdigest()}",
+        source=source,
+        rows=int(rows),
+        customers=int(customers),
+        first=pd.Timestamp(first, unit="us", tz="UTC"),
+        last=pd.Timestamp(last, unit="us", tz="UTC"),
+    )
 
 
 def is_canonical(files: Sequence[Path]) -> bool:
@@ -382,7 +492,11 @@ def is_canonical(files: Sequence[Path]) -> bool:
 
 
 def monthly_cutoffs(
-    events: EventSource, *, day: int = 1, start: str | None = None, end: str | None = None
+    events: EventSource,
+    *,
+    day: int = 1,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
 ) -> list[pd.Timestamp]:
     """Return the first instant of each month (UTC) between the first and last event.
 
@@ -400,9 +514,11 @@ def monthly_cutoffs(
     list of pandas.Timestamp
         Ascending UTC cutoffs.
     """
-    first, last = event_time_range(events)
-    lo = parse_cutoff(start) if start else first
-    hi = parse_cutoff(end) if end else last
+    if start is None or end is None:
+        first, last = event_time_range(events)
+        start = first if start is None else start
+        end = last if end is None else end
+    lo, hi = parse_cutoff(start), parse_cutoff(end)
     months = pd.date_range(lo.normalize().replace(day=1), hi, freq="MS", tz="UTC")
     cuts = [m + pd.Timedelta(days=day - 1) for m in months]
     return [c for c in cuts if lo < c <= hi]

@@ -17,30 +17,39 @@ import functools
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import duckdb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import yaml
 
-from features.build import build_features, feature_columns, parse_cutoff
+from features.build import build_features, feature_columns, parse_cutoff, typical_values
 from features.config import LifecycleConfig
-from features.definitions import feature_definitions
+from features.definitions import model_features
 from features.rfm import rfm_segment
 from features.schema import STAGES
 from features.validate import validate_events
-from models.lgbm import OUTPUTS, TASKS, ClvRegressor, LifecycleClassifier, Task, eligible
+from models.lgbm import ClvRegressor, LifecycleClassifier
 from models.nba import ActionCatalog, load_catalog, recommend
-from models.registry import REGISTERED_NAMES, UPLIFT_NAME, missing_store, resolve_tracking_uri
+from models.scoring import eligibility, feature_positions, predict_outputs
+from models.store import (
+    UPLIFT_NAME,
+    ModelRecord,
+    StoreError,
+    load_champions,
+    load_uplift,
+    open_store,
+    shared_lifecycle,
+)
+from models.tasks import REASON_DRIVER, TASKS, Task, spec
+from serving.errors import RequestError
 from serving.explain import explain
-from serving.schemas import PredictRequest
+from serving.schemas import ModelInfo, PredictRequest, PredictResponse
 from serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -48,53 +57,8 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 Estimator = LifecycleClassifier | ClvRegressor
 
-SCALES: dict[Task, Literal["log_odds", "log_value"]] = {
-    "next_stage": "log_odds",
-    "churn": "log_odds",
-    "clv": "log_value",
-}
-HEADLINE_METRICS: dict[Task, tuple[str, ...]] = {
-    "next_stage": ("roc_auc", "pr_auc", "log_loss", "brier", "ece"),
-    "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "ece"),
-    "clv": ("mae", "rmse", "normalized_gini", "spearman", "interval_coverage"),
-}
-# The driver an action's reason cites, per outcome: the prediction and the direction wanted
-# (a win-back cites what raises churn risk; leaving a customer alone, what lowers it).
-REASON_DRIVER: dict[str, tuple[Task, str | None]] = {
-    "next_stage": ("next_stage", None),
-    "retention": ("churn", "up"),
-    "value": ("clv", None),
-    "none": ("churn", "down"),
-}
-
-
 BATCH_ROWS = 64
 """From this many rows on, a call uses ``batch_threads`` LightGBM threads instead of ``threads``."""
-
-
-class RequestError(Exception):
-    """A client's mistake: an HTTP status, a code, a sentence and the fields at fault."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        fields: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = list(fields)
-
-    def body(self) -> dict[str, Any]:
-        """Return the JSON error body (see :class:`serving.schemas.ErrorResponse`)."""
-        return {
-            "error": self.code,
-            "message": self.message,
-            "fields": [{"field": f, "message": m} for f, m in self.fields],
-        }
 
 
 class ServiceError(RuntimeError):
@@ -112,7 +76,8 @@ class ServedModel:
     estimator: Estimator
     columns: npt.NDArray[np.intp] | None
     """Positions of the model's features in the engine's feature list (None: the same list)."""
-    info: dict[str, Any]
+    record: ModelRecord
+    """What the training run recorded for serving (checked on load; see models.store)."""
 
 
 @dataclass(frozen=True)
@@ -172,20 +137,17 @@ class Engine:
         self.feature_names = feature_columns(self.lifecycle)
         self._position = {name: i for i, name in enumerate(self.feature_names)}
         self.nullable = nullable_features(self.lifecycle)
-        self._families = {
-            f.name: f.family for f in feature_definitions(self.lifecycle) if not f.internal
-        }
-        self._integer = {
-            name
-            for name in self.feature_names
-            if name.startswith(("n_", "rfm_")) or name == "stage_code"
-        }
-        self.typical = typical_values(self.lookup.frame, self.feature_names) if self.lookup else {}
+        self._features = {f.name: f for f in model_features(self.lifecycle)}
+        self._integer = {name for name, f in self._features.items() if f.integer}
+        self.typical = (
+            typical_values(self.lookup.frame, self.feature_names)
+            if self.lookup
+            else dict(next(iter(self.models.values())).record.typical)
+        )
         self.versions = {m.name: m.version for m in self.models.values()}
         if self.uplift is not None:
             self.versions[self.uplift.name] = self.uplift.version
         self._stage_col = self._position["stage_code"]
-        self._purchases_col = self._position["n_purchases"]
         self._rfm_cols = [self._position[c] for c in ("rfm_r", "rfm_f", "rfm_m")]
 
     # ----------------------------------------------------------------- loading
@@ -215,7 +177,7 @@ class Engine:
         alias
             Registry alias to serve.
         names
-            Registered name per task (default :data:`models.registry.REGISTERED_NAMES`).
+            Registered name per task (default: each :class:`models.tasks.TaskSpec`'s).
         lookup
             Parquet written by ``lifecycle score``: the customers served by id.
         events
@@ -240,56 +202,33 @@ class Engine:
         ServiceError
             When a model, the store or the lookup table cannot be used, with the reason.
         """
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        import mlflow
-        from mlflow.exceptions import MlflowException
-
-        uri = resolve_tracking_uri(tracking_uri)
-        problem = missing_store(uri)
-        if problem:
-            raise ServiceError(problem)
-        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        wanted = {**REGISTERED_NAMES, **(names or {})}
-        unknown = sorted(set(wanted) - set(TASKS))
-        if unknown:
-            raise ServiceError(
-                f"model names given for unknown task(s) {', '.join(unknown)}; "
-                f"tasks are {', '.join(TASKS)}"
-            )
-        loaded: dict[Task, tuple[Any, Any, LifecycleConfig, dict[str, Any]]] = {}
         try:
-            for task in TASKS:
-                loaded[task] = _load_version(client, task, wanted[task], alias)
-            found_uplift = _load_uplift(client, alias) if use_uplift else None
-        except MlflowException as exc:
-            raise ServiceError(str(exc).splitlines()[0]) from exc
-        configs = {task: item[2] for task, item in loaded.items()}
-        lifecycle = configs["next_stage"]
-        if any(c != lifecycle for c in configs.values()):
-            raise ServiceError(
-                "the champions were trained with different lifecycle configs; promote "
-                "models from one training run"
-            )
+            client = open_store(tracking_uri)
+            champions = load_champions(client, alias=alias, names=names)
+            found_uplift = load_uplift(client, alias) if use_uplift else None
+            lifecycle = shared_lifecycle(champions)
+        except StoreError as exc:
+            raise ServiceError(str(exc)) from exc
         names_all = feature_columns(lifecycle)
         models: dict[Task, ServedModel] = {}
-        for task, (version, estimator, _, info) in loaded.items():
+        for task, champion in champions.items():
             models[task] = ServedModel(
                 task=task,
-                name=version.name,
-                version=str(version.version),
-                run_id=str(version.run_id),
-                estimator=estimator,
-                columns=_columns(estimator.feature_names, names_all, version),
-                info=info,
+                name=champion.name,
+                version=champion.version,
+                run_id=champion.run_id,
+                estimator=champion.estimator,
+                columns=_columns(
+                    champion.estimator.feature_names, names_all, champion.name, champion.version
+                ),
+                record=champion.record,
             )
         uplift = None
         if found_uplift is not None:
             version, estimator = found_uplift
             try:
-                columns = _columns(estimator.feature_names, names_all, version)
-                uplift = UpliftModel(version.name, str(version.version), estimator, columns)
+                columns = _columns(estimator.feature_names, names_all, UPLIFT_NAME, version)
+                uplift = UpliftModel(UPLIFT_NAME, version, estimator, columns)
             except ServiceError as exc:
                 log.warning("not using the uplift model: %s", exc)
         table = None
@@ -331,7 +270,7 @@ class Engine:
 
     def predict(
         self, requests: Sequence[PredictRequest], *, batch: bool = False
-    ) -> list[dict[str, Any]]:
+    ) -> list[PredictResponse]:
         """Answer prediction requests (one, or the items of a batch when ``batch``) in order.
 
         Raises
@@ -434,13 +373,12 @@ class Engine:
             return None if name in self.nullable else "may not be null"
         if name in self._integer and value != int(value):
             return "must be a whole number"
-        if name == "stage_code" and not 0 <= value < len(STAGES):
-            return f"must be 0-{len(STAGES) - 1}"
-        if name.startswith("rfm_") and not 0 <= value <= self.lifecycle.rfm.bins:
-            return f"must be 0-{self.lifecycle.rfm.bins}"
-        family = self._families.get(name)
-        non_negative = name.startswith("n_") or family in ("recency", "tenure", "rhythm")
-        if non_negative and value < 0:
+        feature = self._features.get(name)
+        if feature is None:
+            return None
+        if feature.bounds is not None and not feature.bounds[0] <= value <= feature.bounds[1]:
+            return f"must be {feature.bounds[0]}-{feature.bounds[1]}"
+        if feature.non_negative and value < 0:
             return "may not be negative"
         return None
 
@@ -544,14 +482,12 @@ class Engine:
         return result.events, customer
 
     def _score(self, rows: _Rows) -> tuple[dict[str, FloatArray], dict[Task, FloatArray]]:
-        outputs: dict[str, FloatArray] = {}
         contributions: dict[Task, FloatArray] = {}
-        explain_any = any(r.explain for r in rows.requests)
         threads = self.batch_threads if len(rows.requests) >= BATCH_ROWS else self.threads
-        for task, model in self.models.items():
-            xm = rows.x if model.columns is None else rows.x[:, model.columns]
-            outputs.update(model.estimator.predict_matrix(xm, threads))
-            if explain_any:
+        outputs = predict_outputs(self.models, rows.x, self._eligible(rows.x), threads=threads)
+        if any(r.explain for r in rows.requests):
+            for task, model in self.models.items():
+                xm = rows.x if model.columns is None else rows.x[:, model.columns]
                 contributions[task] = model.estimator.contributions_matrix(xm, threads)
         if self.uplift is not None:
             cols = self.uplift.columns
@@ -567,14 +503,14 @@ class Engine:
         outputs: Mapping[str, FloatArray],
         contributions: Mapping[Task, FloatArray],
         eligible_rows: Mapping[Task, npt.NDArray[np.bool_]],
-    ) -> dict[str, Any]:
+    ) -> PredictResponse:
         req = rows.requests[i]
         row = rows.x[i]
         code = int(row[self._stage_col])
         usable = {task: bool(mask[i]) for task, mask in eligible_rows.items()}
         p_next = _number(outputs["next_stage_probability"][i]) if usable["next_stage"] else None
         churn = _number(outputs["churn_risk"][i]) if usable["churn"] else None
-        clv = {k: float(outputs[k][i]) for k in OUTPUTS["clv"]}
+        clv = {k: float(outputs[k][i]) for k in spec("clv").outputs}
         r, f, m = (int(row[c]) for c in self._rfm_cols)
         segment = _segment_name(r, f, m, self.lifecycle.rfm.bins)
         explanations: dict[str, dict[str, Any]] = {}
@@ -590,7 +526,7 @@ class Engine:
         uplift = {
             key.split(":", 1)[1]: float(v[i]) for key, v in outputs.items() if key[:7] == "uplift:"
         }
-        top_drivers = {
+        top_drivers: dict[str, str] = {
             outcome: text
             for outcome, (task, direction) in REASON_DRIVER.items()
             if task in explanations
@@ -605,27 +541,29 @@ class Engine:
             lang=req.lang,
             top_drivers=top_drivers,
         ).as_dict()
-        return {
-            "customer_id": rows.customer_ids[i],
-            "as_of": rows.as_of[i],
-            "source": rows.sources[i],
-            "stage": STAGES[code],
-            "next_stage": STAGES[code + 1] if code + 1 < len(STAGES) else None,
-            "next_stage_probability": p_next,
-            "churn_risk": churn,
-            "clv": {
-                "expected": clv["clv"],
-                "p10": clv["clv_p10"],
-                "p90": clv["clv_p90"],
-                "currency": self.currency,
-                "horizon_days": self.horizon("clv"),
-            },
-            "segment": {"r": r, "f": f, "m": m, "name": segment},
-            "horizons_days": {task: self.horizon(task) for task in TASKS},
-            "next_best_action": action,
-            "explanations": explanations,
-            "model_versions": self.versions,
-        }
+        return PredictResponse.model_validate(
+            {
+                "customer_id": rows.customer_ids[i],
+                "as_of": rows.as_of[i],
+                "source": rows.sources[i],
+                "stage": STAGES[code],
+                "next_stage": STAGES[code + 1] if code + 1 < len(STAGES) else None,
+                "next_stage_probability": p_next,
+                "churn_risk": churn,
+                "clv": {
+                    "expected": clv["clv"],
+                    "p10": clv["clv_p10"],
+                    "p90": clv["clv_p90"],
+                    "currency": self.currency,
+                    "horizon_days": self.horizon("clv"),
+                },
+                "segment": {"r": r, "f": f, "m": m, "name": segment},
+                "horizons_days": {task: self.horizon(task) for task in TASKS},
+                "next_best_action": action,
+                "explanations": explanations,
+                "model_versions": self.versions,
+            }
+        )
 
     def _explanation(
         self, task: Task, contrib: FloatArray, row: FloatArray, req: PredictRequest
@@ -645,7 +583,7 @@ class Engine:
             config=self.lifecycle,
         )
         out["raw_output"] = float(contrib.sum())
-        out["scale"] = SCALES[task]
+        out["scale"] = spec(task).scale
         return out
 
     def recent_events(self, customer_id: str, limit: int = 15) -> list[dict[str, Any]]:
@@ -710,17 +648,15 @@ class Engine:
 
     def _eligible(self, x: FloatArray) -> dict[Task, npt.NDArray[np.bool_]]:
         """Which rows of a feature matrix each model scores (the rule training used)."""
-        cols = {"stage_code": x[:, self._stage_col], "n_purchases": x[:, self._purchases_col]}
-        return {task: eligible(task, cols) for task in TASKS}
+        return eligibility(x, self.feature_names, TASKS)
 
     # ----------------------------------------------------------------- describing
 
     def horizon(self, task: Task) -> int:
         """Horizon in days the task's model was trained for."""
-        value = self.models[task].info.get("horizon_days")
-        return int(value) if value is not None else 0
+        return self.models[task].record.horizon_days
 
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelInfo:
         """Describe the served models, features, lookup table and limits."""
         lookup: dict[str, str | int | None] = {"source": None, "cutoff": None, "customers": 0}
         if self.lookup is not None:
@@ -730,24 +666,31 @@ class Engine:
                 "customers": len(self.lookup.index),
                 "scored_with": json.dumps(self.lookup.scored_with, sort_keys=True),
             }
-        return {
-            "alias": self.alias,
-            "models": {
-                task: {"name": m.name, "version": m.version, "run_id": m.run_id, **m.info}
-                for task, m in self.models.items()
-            },
-            "feature_names": self.feature_names,
-            "nullable_features": sorted(self.nullable),
-            "event_types": list(self.lifecycle.vocabulary),
-            "lookup": lookup,
-            "max_batch": self.max_batch,
-            "uplift": (
-                {"name": self.uplift.name, "version": self.uplift.version}
-                if self.uplift is not None
-                else None
-            ),
-            "currency": self.currency,
-        }
+        return ModelInfo.model_validate(
+            {
+                "alias": self.alias,
+                "models": {
+                    task: {
+                        "name": m.name,
+                        "version": m.version,
+                        "run_id": m.run_id,
+                        **m.record.info(),
+                    }
+                    for task, m in self.models.items()
+                },
+                "feature_names": self.feature_names,
+                "nullable_features": sorted(self.nullable),
+                "event_types": list(self.lifecycle.vocabulary),
+                "lookup": lookup,
+                "max_batch": self.max_batch,
+                "uplift": (
+                    {"name": self.uplift.name, "version": self.uplift.version}
+                    if self.uplift is not None
+                    else None
+                ),
+                "currency": self.currency,
+            }
+        )
 
 
 # --------------------------------------------------------------------- helpers
@@ -776,98 +719,15 @@ def _number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _load_version(
-    client: Any, task: Task, name: str, alias: str
-) -> tuple[Any, Estimator, LifecycleConfig, dict[str, Any]]:
-    """Resolve ``name@alias``, load that version, check its signature; return its config."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        raise ServiceError(
-            f"no version of {name} holds the alias {alias!r}; train and promote first "
-            "(`lifecycle train`, `lifecycle promote`)"
-        ) from exc
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
-    estimator = model.unwrap_python_model().estimator
-    if not isinstance(estimator, LifecycleClassifier | ClvRegressor) or estimator.task != task:
-        raise ServiceError(f"{name} v{version.version} is not a {task} model")
-    schema = model.metadata.get_input_schema()
-    if schema is None or schema.input_names() != list(estimator.feature_names):
-        raise ServiceError(
-            f"{name} v{version.version}: its signature does not list the features the "
-            "model was fitted on"
-        )
-    doubles = {str(t) for t in schema.input_types()}
-    if doubles != {"double"} and doubles != {"DataType.double"}:
-        raise ServiceError(f"{name} v{version.version}: signature inputs must all be double")
-    run = _run_artifacts(version.run_id)
-    lifecycle = LifecycleConfig.model_validate(run["config"].get("lifecycle") or {})
-    return version, estimator, lifecycle, _model_info(task, run["summary"], version)
-
-
-@functools.lru_cache(maxsize=8)
-def _run_artifacts(run_id: str) -> dict[str, Any]:
-    """Read a training run's ``config.yaml`` and ``summary.json`` (read-only; cached).
-
-    The three champions usually come from one run, so it is read once.
-    """
-    import mlflow
-
-    config = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")
-    summary = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="summary.json")
-    return {
-        "config": yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {},
-        "summary": json.loads(Path(summary).read_text(encoding="utf-8")),
-    }
-
-
-def _model_info(task: Task, summary: Mapping[str, Any], version: Any) -> dict[str, Any]:
-    block = summary.get("tasks", {}).get(task, {})
-    overall = block.get("metrics", {}).get("model", {}).get("overall", {})
-    cutoffs = block.get("cutoffs", {})
-    return {
-        "horizon_days": block.get("horizon_days"),
-        "protocol": block.get("protocol"),
-        "trained_on": list(cutoffs.get("train", [])),
-        "validated_on": cutoffs.get("valid"),
-        "evaluated_on": cutoffs.get("eval"),
-        "metrics": {
-            k: float(overall[k])
-            for k in HEADLINE_METRICS[task]
-            if isinstance(overall.get(k), float)
-        },
-    }
-
-
-def _load_uplift(client: Any, alias: str) -> tuple[Any, Any] | None:
-    """Return the uplift model version holding ``alias`` and its estimator, or None."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        version = client.get_model_version_by_alias(UPLIFT_NAME, alias)
-    except MlflowException:
-        return None
-    model = mlflow.pyfunc.load_model(f"models:/{UPLIFT_NAME}/{version.version}")
-    return version, model.unwrap_python_model().estimator
-
-
 def _columns(
-    model_features: Sequence[str], all_features: Sequence[str], version: Any
+    model_features: Sequence[str], all_features: Sequence[str], name: str, version: str
 ) -> npt.NDArray[np.intp] | None:
-    position = {name: i for i, name in enumerate(all_features)}
-    unknown = [name for name in model_features if name not in position]
-    if unknown:
+    try:
+        return feature_positions(model_features, all_features)
+    except KeyError as exc:
         raise ServiceError(
-            f"{version.name} v{version.version} uses features its lifecycle config does not "
-            f"define: {', '.join(unknown[:5])}"
-        )
-    if list(model_features) == list(all_features):
-        return None
-    return np.array([position[name] for name in model_features], dtype=np.intp)
+            f"{name} v{version} uses features its lifecycle config does not define: {exc.args[0]}"
+        ) from exc
 
 
 def nullable_features(config: LifecycleConfig) -> frozenset[str]:
@@ -896,12 +756,6 @@ def nullable_features(config: LifecycleConfig) -> frozenset[str]:
 def _purchase_type(config: LifecycleConfig) -> str:
     events = config.stages.purchase_events
     return events[0] if events else config.vocabulary[-1]
-
-
-def typical_values(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
-    """Median of each feature over the lookup table (missing values left out)."""
-    medians = frame[list(names)].median(numeric_only=True, skipna=True)
-    return {str(name): float(v) for name, v in medians.items() if pd.notna(v)}
 
 
 def load_lookup(path: str | Path, feature_names: Sequence[str]) -> Lookup:

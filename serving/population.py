@@ -17,8 +17,9 @@ import pandas as pd
 
 from features.rfm import NO_PURCHASE, SEGMENTS
 from features.schema import STAGES
-from models.lgbm import TASKS, eligible
 from models.nba import recommend
+from models.scoring import predict_outputs
+from models.tasks import TASKS, eligible
 from serving.engine import Engine
 
 DRIVER_SAMPLE = 2000
@@ -47,21 +48,16 @@ def build_population(engine: Engine, seed: int = 0) -> Population:
         raise ValueError("the page needs the service's lookup table")
     frame = lookup.frame
     x = lookup.x
-    outputs: dict[str, np.ndarray] = {}
-    for model in engine.models.values():
-        xm = x if model.columns is None else x[:, model.columns]
-        outputs.update(model.estimator.predict_matrix(xm, engine.batch_threads))
     masks = {task: eligible(task, frame) for task in TASKS}
+    outputs = predict_outputs(engine.models, x, masks, threads=engine.batch_threads)
     customers = pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(str),
             "stage": frame["stage"].astype(str),
             "status": frame["status"].astype(str),
             "segment": frame["rfm_segment"].astype(str),
-            "next_stage_probability": np.where(
-                masks["next_stage"], outputs["next_stage_probability"], np.nan
-            ),
-            "churn_risk": np.where(masks["churn"], outputs["churn_risk"], np.nan),
+            "next_stage_probability": outputs["next_stage_probability"],
+            "churn_risk": outputs["churn_risk"],
             "clv": outputs["clv"],
             "clv_p10": outputs["clv_p10"],
             "clv_p90": outputs["clv_p90"],

@@ -7,35 +7,32 @@ files (plots, HTML report, model cards) and the MLflow run and registry versions
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from features.build import (
+    EventLog,
     build_features,
-    event_files,
-    event_time_range,
     feature_columns,
     monthly_cutoffs,
+    read_event_log,
 )
+from features.definitions import churn_monotone
 from features.schema import STAGES
 from models.lgbm import (
-    CHURN_MONOTONE,
     ClvRegressor,
     FloatArray,
     LifecycleClassifier,
     LifecycleEstimator,
-    Task,
-    eligible,
     matrix,
 )
 from models.rules import RfmCellRate, last_period
+from models.tasks import Task, eligible, spec
 from training.config import TrainingConfig
 from training.labels import build_labels, observation_end, window_end
 from training.metrics import classification_metrics, metrics_by_group, regression_metrics
@@ -43,16 +40,6 @@ from training.splits import Split, SplitError, customer_groups, customer_split, 
 from training.tune import TuningResult, tune
 
 Progress = Callable[[str], None]
-
-ORACLE_COLUMNS: dict[tuple[str, int], str] = {
-    ("next_stage", 30): "p_next_stage_30d",
-    ("churn", 30): "p_churn_30d",
-    ("churn", 90): "p_churn_90d",
-    ("clv", 30): "expected_revenue_30d",
-    ("clv", 90): "expected_revenue_90d",
-    ("clv", 365): "expected_revenue_365d",
-}
-"""Which column of the simulator's ``truth.parquet`` is the best possible prediction of a task."""
 
 
 @dataclass
@@ -91,46 +78,20 @@ class TrainingResult:
         }
 
 
-def fingerprint(events: Any) -> dict[str, Any]:
+def fingerprint(log: EventLog) -> dict[str, Any]:
     """Describe the events: a content hash, row and customer counts, and the period."""
-    import duckdb
-
-    from features.build import connect, register_events
-
-    digest = hashlib.sha256()
-    if isinstance(events, pd.DataFrame):
-        digest.update(pd.util.hash_pandas_object(events, index=False).to_numpy().tobytes())
-        source = "in-memory frame"
-    else:
-        files = event_files(Path(events))
-        for path in files:
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-        source = str(events)
-    con = connect()
-    try:
-        register_events(con, events)
-        rows, customers = con.sql(
-            "SELECT count(*), count(DISTINCT customer_id) FROM events"
-        ).fetchall()[0]
-    except duckdb.Error as exc:
-        raise ValueError(f"could not read the events: {exc}") from exc
-    finally:
-        con.close()
-    first, last = event_time_range(events)
     return {
-        "fingerprint": f"sha256:{digest.hexdigest()}",
-        "rows": int(rows),
-        "customers": int(customers),
-        "period_start": first.isoformat(),
-        "period_end": last.isoformat(),
-        "source": source,
+        "fingerprint": log.digest,
+        "rows": log.rows,
+        "customers": log.customers,
+        "period_start": log.first.isoformat(),
+        "period_end": log.last.isoformat(),
+        "source": log.source,
     }
 
 
 def candidate_cutoffs(
-    events: Any, config: TrainingConfig, end: pd.Timestamp, truth: pd.DataFrame | None
+    log: EventLog, config: TrainingConfig, end: pd.Timestamp, truth: pd.DataFrame | None
 ) -> list[pd.Timestamp]:
     """Return the cutoffs training may use, ascending.
 
@@ -143,15 +104,14 @@ def candidate_cutoffs(
         grid = pd.to_datetime(truth["as_of"].unique(), utc=True)
         return sorted(c for c in grid if c < end)
     if settings.every_days is not None:
-        first, _ = event_time_range(events)
-        start = pd.Timestamp(settings.start, tz="UTC") if settings.start else first.normalize()
+        start = pd.Timestamp(settings.start, tz="UTC") if settings.start else log.first.normalize()
         step = pd.Timedelta(days=settings.every_days)
         cuts, cut = [], start + step
         while cut < end:
             cuts.append(cut)
             cut += step
         return cuts
-    return [c for c in monthly_cutoffs(events) if c < end]
+    return [c for c in monthly_cutoffs(log.events, start=log.first, end=log.last) if c < end]
 
 
 def _splits(
@@ -177,13 +137,14 @@ def _bgnbd_scores(
     events: Any, config: TrainingConfig, task: Task, rows: pd.DataFrame, cutoff: pd.Timestamp
 ) -> FloatArray | None:
     """BG/NBD (+ Gamma-Gamma) predictions for ``rows``, or None when unavailable here."""
-    if task not in ("churn", "clv") or "bgnbd" not in config.baselines:
+    output = spec(task).btyd_baseline
+    if output is None or "bgnbd" not in config.baselines:
         return None
     try:
         from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary
     except ImportError:  # the optional `baselines` extra is not installed
         return None
-    if task == "churn" and set(config.qualifying_events()) != set(
+    if output == "p_no_purchase" and set(config.qualifying_events()) != set(
         config.lifecycle.stages.purchase_events
     ):
         return None  # BG/NBD models purchases only
@@ -204,7 +165,7 @@ def _bgnbd_scores(
     model = BetaGeoGammaGammaBaseline(seed=config.seed, compile_mode=mode).fit(summary)
     pred = model.predict(summary, horizon_days=horizon)
     ids = rows["customer_id"].astype(str)
-    if task == "churn":
+    if output == "p_no_purchase":
         p_buy = pred["probability_purchase"].reindex(ids).to_numpy(dtype=float)
         return 1.0 - p_buy
     clv = pred["expected_clv"].reindex(ids).to_numpy(dtype=float)
@@ -236,7 +197,7 @@ def _oracle(
     cutoff: pd.Timestamp,
     config: TrainingConfig,
 ) -> FloatArray | None:
-    column = ORACLE_COLUMNS.get((task, horizon))
+    column = spec(task).oracle_column(horizon)
     if truth is None or column is None:
         return None
     if task == "churn" and set(config.qualifying_events()) != {"purchase"}:
@@ -251,7 +212,7 @@ def _oracle(
 def _metrics(
     task: Task, y: FloatArray, score: FloatArray, **interval: FloatArray
 ) -> dict[str, float]:
-    if task == "clv":
+    if spec(task).kind == "regression":
         return regression_metrics(y, score, **interval)
     return classification_metrics(y, np.clip(score, 0.0, 1.0))
 
@@ -300,11 +261,11 @@ def fit_estimator(
 ) -> LifecycleEstimator:
     """Fit one task's estimator with the given booster parameters (calibrated on ``valid``)."""
     common = {"params": params, "seed": config.seed, "threads": config.threads}
-    if task == "clv":
+    if spec(task).kind == "regression":
         return ClvRegressor(feature_names, coverage=config.clv_coverage, **common).fit(  # type: ignore[arg-type]
             train, y_train, valid, y_valid
         )
-    monotone = CHURN_MONOTONE if task == "churn" else None
+    monotone = churn_monotone(config.lifecycle) if spec(task).monotone else None
     clf = LifecycleClassifier(
         task,
         feature_names,
@@ -366,14 +327,15 @@ def _run_task(
     sampled = f" (a sample of {len(train):,} training rows)" if len(tune_rows) < len(train) else ""
     progress(f"{task}: tuning on {len(tune_rows):,} rows, validating on {len(valid):,}{sampled}")
     probe = _fit_params(task, config, feature_names)
+    regression = spec(task).kind == "regression"  # Tweedie needs non-negative labels
     y_tune = y_train[tune_rows]
     tuning = tune(
         task,
         probe,
         matrix(train.iloc[tune_rows], feature_names),
-        np.maximum(y_tune, 0.0) if task == "clv" else y_tune,
+        np.maximum(y_tune, 0.0) if regression else y_tune,
         matrix(valid, feature_names),
-        np.maximum(y_valid, 0.0) if task == "clv" else y_valid,
+        np.maximum(y_valid, 0.0) if regression else y_valid,
         feature_names=feature_names,
         settings=config.tuning,
         seed=config.seed,
@@ -458,7 +420,7 @@ def _run_task(
 def _check_labels(task: Task, split: Split, y_train: FloatArray, y_valid: FloatArray) -> None:
     """Refuse, with a clear message, labels that no model can learn or be calibrated on."""
     where = f"{task} ({split.protocol} protocol, validation cutoff {split.valid.date()})"
-    if task == "clv":
+    if spec(task).kind == "regression":
         if np.maximum(y_train, 0.0).sum() <= 0 or np.maximum(y_valid, 0.0).sum() <= 0:
             raise SplitError(f"{where}: no revenue in the label windows; nothing to learn")
         return
@@ -471,9 +433,9 @@ def _check_labels(task: Task, split: Split, y_train: FloatArray, y_valid: FloatA
 
 def _fit_params(task: Task, config: TrainingConfig, feature_names: list[str]) -> dict[str, Any]:
     """Return the fixed (untuned) booster parameters, as the estimator sets them."""
-    if task == "clv":
+    if spec(task).kind == "regression":
         return ClvRegressor(feature_names, seed=config.seed, threads=config.threads).lgb_params()
-    monotone = CHURN_MONOTONE if task == "churn" else None
+    monotone = churn_monotone(config.lifecycle) if spec(task).monotone else None
     clf = LifecycleClassifier(
         task,
         feature_names,
@@ -543,12 +505,13 @@ def _limits(
             + ", ".join(config.qualifying_events())
             + f" events for {split.horizon_days} days; customers who never bought are not scored."
         )
-    if task == "clv":
+    if spec(task).kind == "regression":
         notes.append(
             "Revenue is undiscounted; the interval is marginal (about 80% of customers), "
             "not a per-customer guarantee."
         )
-    if "bgnbd" not in scores and "bgnbd" in config.baselines and task != "next_stage":
+    btyd = spec(task).btyd_baseline is not None
+    if "bgnbd" not in scores and "bgnbd" in config.baselines and btyd:
         notes.append("The BG/NBD baseline was not run (optional extra missing or too little data).")
     return notes
 
@@ -595,8 +558,11 @@ def run_training(
     config = config or TrainingConfig()
     say = progress or (lambda _message: None)
     began = time.perf_counter()
-    end = observation_end(events, config.cutoffs.observed_until)
-    cutoffs = candidate_cutoffs(events, config, end, truth)
+    say("reading the events")
+    log = read_event_log(events)
+    events = log.events  # every later step reads the events in memory: one read per run
+    end = observation_end(log, config.cutoffs.observed_until)
+    cutoffs = candidate_cutoffs(log, config, end, truth)
     if not cutoffs:
         raise SplitError(f"no cutoff lies between the first event and {end.date()}")
     splits = _splits(config, cutoffs, end)
@@ -612,7 +578,7 @@ def run_training(
     features = all_features[all_features["cutoff"].isin(sorted(needed))].reset_index(drop=True)
     feature_names = [c for c in feature_columns(config.lifecycle) if c in features.columns]
     say("data fingerprint")
-    data = fingerprint(events)
+    data = fingerprint(log)
     data["observed_until"] = end.isoformat()
     results: dict[Task, TaskResult] = {}
     for task, task_splits in splits.items():

@@ -20,18 +20,15 @@ Examples
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version as package_version
 from numbers import Real
@@ -43,15 +40,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.registry import REGISTERED_NAMES, resolve_tracking_uri, sqlite_database
+from models.store import CHALLENGER, CHAMPION, ModelRecord, artifact_root_for, record_metadata
+from models.tasks import REGISTERED_NAMES, SPECS, PrimaryMetric, spec, task_of_model
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
     from models.lgbm import LifecycleEstimator
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 """Registered-model tag: JSON list of earlier champion versions, oldest first."""
 
@@ -72,22 +68,6 @@ REQUIREMENTS = (
 """Packages a logged model pins to the versions installed at training time."""
 
 
-@dataclass(frozen=True)
-class PrimaryMetric:
-    """The metric that decides a promotion, and how much worse a challenger may be."""
-
-    name: str
-    higher_is_better: bool
-    tolerance: float
-    relative: bool
-
-
-PRIMARY_METRICS: dict[str, PrimaryMetric] = {
-    "next_stage": PrimaryMetric("roc_auc", higher_is_better=True, tolerance=0.005, relative=False),
-    "churn": PrimaryMetric("roc_auc", higher_is_better=True, tolerance=0.005, relative=False),
-    "clv": PrimaryMetric("mae", higher_is_better=False, tolerance=0.02, relative=True),
-}
-
 PromotionStatus = Literal["promoted", "refused", "forced", "first champion", "no challenger"]
 
 
@@ -105,95 +85,6 @@ def quiet_mlflow() -> None:
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-
-
-def artifact_root_for(uri: str) -> str | None:
-    """Return where experiments of a tracking URI keep artifacts, or None to let MLflow decide.
-
-    For a local SQLite file it is ``mlartifacts`` beside the database (for the default URI:
-    ``<cwd>/mlartifacts``) as a ``file://`` URI; a server or another database decides itself.
-
-    Examples
-    --------
-    >>> artifact_root_for("sqlite:////srv/mlflow.db")
-    'file:///srv/mlartifacts'
-    >>> artifact_root_for("http://mlflow:5000") is None
-    True
-    """
-    database = sqlite_database(uri)
-    if database is None:
-        return None
-    return (database.parent / "mlartifacts").as_uri()
-
-
-@contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) while the block runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _use_wal(database: Path) -> None:
-    """Switch the database file to WAL journaling (persistent), so readers never block.
-
-    WAL only speeds things up; if another process holds the database too long for the
-    switch, the file keeps its journal mode.
-    """
-    with closing(sqlite3.connect(database, timeout=10)) as conn:
-        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
-        if str(mode).lower() != "wal":
-            with suppress(sqlite3.OperationalError):
-                conn.execute("PRAGMA journal_mode=WAL")
-
-
-def _has_schema(database: Path) -> bool:
-    """Whether the file has every MLflow table (the check MLflow runs before migrating)."""
-    import mlflow.store.db.utils  # noqa: F401 - registers every MLflow table on Base
-    from mlflow.store.db.base_sql_model import Base
-
-    with closing(sqlite3.connect(database, timeout=60)) as conn:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    return set(Base.metadata.tables) <= {name for (name,) in rows}
-
-
-def connect(uri: str | None = None) -> MlflowClient:
-    """Point MLflow (tracking and registry) at a store and return a client for it.
-
-    For a SQLite store, the schema is created or migrated under an exclusive file lock
-    (``<database>.lock``), so that several training processes starting on a fresh database
-    do not run MLflow's migrations at the same time (they fail with "table ... already
-    exists" or "duplicate column"), and the file is switched to WAL journaling, so that
-    reads never wait for a writer. Writers then queue on SQLite's busy timeout, which
-    MLflow sets on every session.
-
-    Parameters
-    ----------
-    uri
-        Tracking URI; see :func:`resolve_tracking_uri` for the default.
-
-    Returns
-    -------
-    mlflow.MlflowClient
-        A client for the store; ``mlflow.start_run`` and ``mlflow.pyfunc.load_model`` use
-        the same store.
-    """
-    resolved = resolve_tracking_uri(uri)
-    mlflow.set_tracking_uri(resolved)
-    mlflow.set_registry_uri(resolved)
-    database = sqlite_database(resolved)
-    if database is not None:
-        with _exclusive_lock(database.with_name(database.name + ".lock")):
-            _use_wal(database)
-            if not _has_schema(database):
-                # MlflowClient opens the tracking store at once, which creates or migrates
-                # the schema when a table is missing.
-                return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
-    return MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -467,6 +358,7 @@ def log_estimator(
     task: str,
     registered_name: str,
     input_example: pd.DataFrame,
+    record: ModelRecord | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
     """Log a fitted estimator as a pyfunc model of the active run and register it as challenger.
@@ -484,6 +376,10 @@ def log_estimator(
         their dtypes when the model is called: an integer column rejects floats); the
         signature is inferred from them and the estimator's predictions on them, and the
         first few are stored as the example.
+    record
+        What serving needs from this run (:class:`models.store.ModelRecord`), stored in the
+        model's MLmodel metadata and checked whenever the version is loaded; a version
+        logged without one (the uplift model) cannot be served as a lifecycle task.
     tags
         Extra version tags (e.g. ``eval_cutoff``); ``task`` and ``run_id`` are always set.
 
@@ -509,6 +405,7 @@ def log_estimator(
             input_example=input_example.head(INPUT_EXAMPLE_ROWS),
             pip_requirements=pinned_requirements(),
             registered_model_name=registered_name,
+            metadata=record_metadata(record) if record is not None else None,
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
@@ -589,10 +486,10 @@ def _history(model: RegisteredModel) -> list[str]:
 
 def _task_of(client: MlflowClient, name: str, version: str) -> str:
     """Return the task of a version: its ``task`` tag, else the one of its registered name."""
-    task = client.get_model_version(name, version).tags.get("task")
+    task: str | None = client.get_model_version(name, version).tags.get("task")
     if task is None:
-        task = next((t for t, n in REGISTERED_NAMES.items() if n == name), None)
-    if task not in PRIMARY_METRICS:
+        task = task_of_model(name)
+    if task is None or task not in SPECS:
         raise RegistryError(f"{name} v{version}: unknown task {task!r} (tag 'task')")
     return task
 
@@ -619,7 +516,7 @@ def _score(task: str, labels: pd.Series, predictions: pd.Series) -> float:
 
     y = labels.to_numpy(dtype=float)
     p = predictions.to_numpy(dtype=float)
-    if PRIMARY_METRICS[task].name == "roc_auc":
+    if spec(task).primary_metric.name == "roc_auc":
         if len(set(y.tolist())) < 2:
             return math.nan
         return float(roc_auc_score(y, p))
@@ -630,11 +527,9 @@ def _compare(
     client: MlflowClient, name: str, task: str, challenger: str, champion: str | None
 ) -> tuple[float, float | None]:
     """Score challenger (and champion) on the challenger's evaluation set, on shared rows."""
-    from models.lgbm import OUTPUTS
-
     frame = _evaluation_set(client, name, challenger, task)
     features, labels = frame.drop(columns="label"), frame["label"]
-    column = OUTPUTS[task][0]  # type: ignore[index]
+    column = spec(task).prediction
     predictions = {}
     for version in [challenger] if champion is None else [challenger, champion]:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
@@ -685,7 +580,7 @@ def _plan_promotion(
             name, None, champion, "", None, None, 0.0, "no challenger", "no version is challenger"
         )
     task = _task_of(client, name, challenger)
-    metric = PRIMARY_METRICS[task]
+    metric = spec(task).primary_metric
     tol = metric.tolerance if tolerance is None else tolerance
     try:
         value, champion_value = _compare(client, name, task, challenger, champion)
@@ -865,7 +760,9 @@ def format_promotions(promotions: Sequence[Promotion]) -> str:
     ]
     rows = []
     for p in promotions:
-        relative = any(m.relative for m in PRIMARY_METRICS.values() if m.name == p.metric)
+        relative = any(
+            s.primary_metric.relative for s in SPECS.values() if s.primary_metric.name == p.metric
+        )
         tolerance = "-" if not p.metric else f"{p.tolerance:g}" + (" rel" if relative else "")
         rows.append(
             [

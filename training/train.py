@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from models.lgbm import ClvRegressor, LifecycleClassifier, Task
+from features.build import typical_values
+from features.config import LifecycleConfig
+from models import store
+from models.store import ModelRecord
+from models.tasks import Task, spec
 from training import report, tracking
 from training.config import TrainingConfig
 from training.pipeline import Progress, TaskResult, TrainingResult, run_training
@@ -139,6 +144,38 @@ def _params(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
     return params
 
 
+def model_record(
+    result: TaskResult, summary: dict[str, Any], config: TrainingConfig
+) -> ModelRecord:
+    """Return what serving needs from this run for one task's registered version.
+
+    The lifecycle config the features were built with, the split, the headline metrics
+    (:attr:`models.tasks.TaskSpec.headline_metrics`) and the typical feature values of the
+    evaluation population; logged in the version's MLmodel metadata (see
+    :mod:`models.store`).
+    """
+    task = result.task
+    overall = summary["tasks"][task]["metrics"]["model"]["overall"]
+    names = result.estimator.feature_names
+    return ModelRecord(
+        task=task,
+        run_id=str(summary["run"]["run_id"]),
+        lifecycle=config.lifecycle,
+        feature_names=tuple(names),
+        horizon_days=result.split.horizon_days,
+        protocol=result.split.protocol,
+        trained_on=tuple(c.isoformat() for c in result.split.train),
+        validated_on=result.split.valid.isoformat(),
+        evaluated_on=result.split.eval.isoformat(),
+        metrics={
+            k: float(overall[k])
+            for k in spec(task).headline_metrics
+            if isinstance(overall.get(k), float)
+        },
+        typical=typical_values(result.evaluation, names),
+    )
+
+
 def evaluation_set(result: TaskResult) -> pd.DataFrame:
     """Rows promote re-scores a challenger and a champion on: keys, features and the label."""
     cols = [c for c in result.evaluation.columns if not c.startswith("score_") and c != "label"]
@@ -190,7 +227,7 @@ def train_and_log(
     say = progress or (lambda _message: None)
     result = run_training(events, config=config, truth=truth, progress=say)
     say("logging to MLflow")
-    client = tracking.connect(tracking_uri)
+    client = store.connect(tracking_uri)
     exp_id = tracking.experiment_id(client, experiment)
     with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -219,8 +256,9 @@ def train_and_log(
             version = tracking.log_estimator(
                 res.estimator,
                 task=task,
-                registered_name=tracking.REGISTERED_NAMES[task],
+                registered_name=spec(task).registered_name,
                 input_example=res.evaluation.head(5)[res.estimator.feature_names].astype("float64"),
+                record=model_record(res, summary, config),
                 tags={
                     "eval_cutoff": res.split.eval.isoformat(),
                     "horizon_days": str(res.split.horizon_days),
@@ -279,7 +317,7 @@ def load_evaluation_scores(
     """
     import mlflow
 
-    tracking.connect(tracking_uri)
+    store.connect(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
@@ -296,18 +334,15 @@ def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, 
     """Read a training run's summary back from MLflow (``lifecycle evaluate``)."""
     import mlflow
 
-    tracking.connect(tracking_uri)
+    store.connect(tracking_uri)
     path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SUMMARY_FILE)
     return dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def run_config(run_id: str) -> TrainingConfig:
-    """Return the training config a run logged (``config.yaml``)."""
-    import mlflow
-    import yaml
-
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="config.yaml")
-    return TrainingConfig.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+@dataclass(frozen=True)
+class _Scorer:
+    estimator: Any
+    columns: Any
 
 
 def score_customers(
@@ -350,42 +385,42 @@ def score_customers(
     LookupError
         When no model (or a task asked for) has a version with ``alias``.
     """
-    import mlflow.pyfunc
+    from features.build import build_features, feature_columns
+    from models.lgbm import matrix
+    from models.scoring import eligibility, feature_positions, predict_outputs
+    from models.store import LoadedModel, StoreError, load_champions
 
-    from features.build import build_features
-    from models.lgbm import TASKS
-
-    client = tracking.connect(tracking_uri)
-    found = {}
-    for task in tasks or TASKS:
-        name = tracking.REGISTERED_NAMES[task]
-        try:
-            found[task] = client.get_model_version_by_alias(name, alias)
-        except mlflow.exceptions.MlflowException as exc:
-            if tasks:
-                raise LookupError(f"no version of {name} holds the alias {alias!r}") from exc
+    client = store.connect(tracking_uri)
+    try:
+        found = load_champions(client, alias=alias, tasks=tasks, required=bool(tasks))
+    except StoreError as exc:
+        raise LookupError(str(exc)) from exc
     if not found:
         raise LookupError(f"no lifecycle model has a version with the alias {alias!r}")
-    built: dict[str, pd.DataFrame] = {}
+    # Models of different runs may have been trained with different lifecycle configs: score
+    # each with features built as it was trained.
+    groups: dict[str, dict[Task, LoadedModel]] = {}
+    for task, model in found.items():
+        lifecycle = config.lifecycle if config is not None else model.record.lifecycle
+        groups.setdefault(lifecycle.model_dump_json(), {})[task] = model
     out: pd.DataFrame | None = None
     versions: dict[str, str] = {}
-    for version in found.values():
-        lifecycle = (config or run_config(str(version.run_id))).lifecycle
-        key = lifecycle.model_dump_json()
-        if key not in built:
-            built[key] = build_features(events, cutoffs=[cutoff], config=lifecycle)
-        features = built[key]
+    for key, models in groups.items():
+        lifecycle = LifecycleConfig.model_validate_json(key)
+        features = build_features(events, cutoffs=[cutoff], config=lifecycle)
         if out is None:
             out = features.copy()
-        name = version.name
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}")
-        estimator = model.unwrap_python_model().estimator
-        if not isinstance(estimator, LifecycleClassifier | ClvRegressor):
-            raise TypeError(f"{name} version {version.version} is not a lifecycle model")
-        predictions = estimator.predict_frame(features).set_index(features["customer_id"])
-        for column in predictions.columns:
-            out[column] = predictions[column].reindex(out["customer_id"]).to_numpy()
-        versions[name] = str(version.version)
+        names = feature_columns(lifecycle)
+        x = matrix(features, names)
+        scorers = {
+            task: _Scorer(m.estimator, feature_positions(m.estimator.feature_names, names))
+            for task, m in models.items()
+        }
+        outputs = predict_outputs(scorers, x, eligibility(x, names, list(models)))
+        position = pd.Index(features["customer_id"]).get_indexer(out["customer_id"])
+        for column, values in outputs.items():
+            out[column] = values[position]
+        versions.update({m.name: m.version for m in models.values()})
     if out is None:  # unreachable: `found` is not empty
         raise LookupError("no model to score with")
     out["model_versions"] = json.dumps(versions, sort_keys=True)

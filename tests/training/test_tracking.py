@@ -17,20 +17,23 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lifecycle.cli.registry import promote as promote_command
+from lifecycle.cli.registry import rollback as rollback_command
 from models.lgbm import ClvRegressor, LifecycleClassifier
-from training import tracking
-from training.registry_cli import promote_command, rollback_command
-from training.tracking import (
+from models.store import (
     CHALLENGER,
     CHAMPION,
-    HISTORY_TAG,
-    RegistryError,
     artifact_root_for,
     connect,
+    resolve_tracking_uri,
+)
+from training import tracking
+from training.tracking import (
+    HISTORY_TAG,
+    RegistryError,
     experiment_id,
     log_estimator,
     promote,
-    resolve_tracking_uri,
     rollback,
 )
 
@@ -320,7 +323,8 @@ import joblib
 import mlflow
 import pandas as pd
 
-from training.tracking import connect, experiment_id, log_estimator, log_metrics, log_params
+from models.store import connect
+from training.tracking import experiment_id, log_estimator, log_metrics, log_params
 
 estimator = joblib.load(estimator_path)
 example = pd.read_parquet(example_path)
