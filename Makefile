@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml uv.lock
 
 install: $(STAMP) ## Create .venv and install the locked stack (uv.lock) plus this project
 
-lint: $(STAMP) ## ruff format check, ruff check and mypy on the four packages
+lint: $(STAMP) ## ruff format check, ruff check and mypy on the five packages
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -1165,7 +1165,7 @@ def simulate(
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     summary = simulate(200, seed=1, days=120, out_dir=tmp)
     >>> summary.customers, summary.end
-    (200, '2024-04-30')
+    (200, '2022-05-01')
     """
     if n_customers < 1:
         raise ValueError(f"n_customers must be at least 1, got {n_customers}")

@@ -2,8 +2,11 @@
 
 Both speak the API's JSON: a request is the dict a ``/predict`` body would hold, an answer is
 the dict the service would send back (times as ISO text, missing values as ``None``), and a
-client's mistake raises :class:`~serving.engine.RequestError` with the service's status, code,
+client's mistake raises :class:`~serving.errors.RequestError` with the service's status, code,
 message and fields. A script or notebook written against one runs unchanged on the other.
+
+Importing this module is light: :class:`HttpClient` and the errors need httpx and pydantic
+only; the engine (DuckDB, LightGBM, MLflow) is imported when an in-process client is made.
 
 >>> client = connect("http://127.0.0.1:3000", api_key=key, tracking_uri="sqlite:///mlflow.db",
 ...                  lookup="demo/scores.parquet")  # doctest: +SKIP
@@ -16,37 +19,34 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from serving.engine import Engine, RequestError
-from serving.guard import validation_fields
+from serving.errors import (
+    RequestError,
+    ServiceUnavailable,
+    UnexpectedResponse,
+    validation_fields,
+)
 from serving.schemas import BatchRequest, PredictRequest
-from serving.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from serving.engine import Engine
+
+__all__ = [
+    "HttpClient",
+    "InProcessClient",
+    "RequestError",
+    "ServiceUnavailable",
+    "Transport",
+    "UnexpectedResponse",
+    "connect",
+]
 
 Transport = Literal["http", "in-process"]
-
-
-class ServiceUnavailable(RuntimeError):
-    """The service answered 503: its models are still loading, or its start-up failed.
-
-    ``retry_after`` is the service's hint in seconds (None when it gave none).
-    """
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class UnexpectedResponse(RuntimeError):
-    """An answer that is not the API's: not a JSON object, or an error without its JSON body."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class HttpClient:
@@ -63,7 +63,7 @@ class HttpClient:
     transport
         An httpx transport (tests use ``httpx.MockTransport``); default: the network.
 
-    Calls raise :class:`~serving.engine.RequestError` for the API's 4xx answers (the request's
+    Calls raise :class:`~serving.errors.RequestError` for the API's 4xx answers (the request's
     mistake), :class:`ServiceUnavailable` for 503, :class:`UnexpectedResponse` for anything
     that is not the API's JSON, and httpx's errors (such as ``httpx.TimeoutException``) when
     no answer comes.
@@ -222,6 +222,9 @@ def connect(
             f"no service ready at {url} (GET /readyz): answering in-process", stacklevel=2
         )
     if engine is None:
+        from serving.engine import Engine
+        from serving.settings import ServeSettings
+
         engine = Engine.from_settings(ServeSettings(**settings))
     return InProcessClient(engine)
 

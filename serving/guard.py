@@ -20,12 +20,12 @@ import hmac
 import json
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
+from serving.errors import validation_fields
 from serving.schemas import BatchRequest, ModelInfoRequest, PredictRequest
 from serving.settings import ServeSettings
 
@@ -43,46 +43,45 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
 STATE_KEY = "lifecycle_request"
 
 
-@dataclass
 class Runtime:
-    """What one worker process serves: settings, and the engine once it is ready."""
+    """What one worker process serves: its settings, and the engine once it is ready.
 
-    settings: ServeSettings = field(default_factory=ServeSettings)
-    engine: Any = None
-    failure: str | None = None
-    loading: threading.Event = field(default_factory=threading.Event)
+    Holds nothing read from the environment until the service starts: the guard and the page
+    are given the runtime when the service class is defined, and the service reads the
+    ``LIFECYCLE_*`` settings when it starts (its ``__init__``), unless they were set before
+    (tests do). Nothing reads the environment on import.
+
+    Parameters
+    ----------
+    settings
+        The settings to serve with; default: read from the environment on first use.
+    """
+
+    def __init__(self, settings: ServeSettings | None = None) -> None:
+        self._settings = settings
+        self.engine: Any = None
+        self.failure: str | None = None
+        self.loading = threading.Event()
+
+    @property
+    def settings(self) -> ServeSettings:
+        """The settings served with; read from the ``LIFECYCLE_*`` variables on first use."""
+        if self._settings is None:
+            self._settings = ServeSettings()
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: ServeSettings) -> None:
+        self._settings = value
 
 
 RUNTIME = Runtime()
-"""The worker's runtime, filled by the service at start-up and read by the guard."""
+"""The worker's runtime, filled by the service at start-up and read by the guard and the page."""
 
 
 def error_body(status: int, code: str, message: str, fields: list[dict[str, str]]) -> bytes:
     """Return the JSON of an error (see :class:`serving.schemas.ErrorResponse`)."""
     return json.dumps({"error": code, "message": message, "fields": fields}).encode()
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into a path such as ``items[2].events[0].event_ts``.
-
-    Examples
-    --------
-    >>> field_path(("items", 2, "events", 0, "event_ts"))
-    'items[2].events[0].event_ts'
-    """
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
-    """One ``{field, message}`` per problem, without echoing the input back."""
-    problems = []
-    for err in exc.errors(include_url=False, include_context=False, include_input=False):
-        message = str(err["msg"]).removeprefix("Value error, ")
-        problems.append({"field": field_path(tuple(err["loc"])), "message": message})
-    return problems
 
 
 class RequestGuard:

@@ -31,7 +31,8 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.engine import BATCH_ROWS, Engine, RequestError
+from serving.engine import BATCH_ROWS, Engine
+from serving.errors import RequestError
 from serving.guard import RUNTIME, STATE_KEY, RequestGuard
 from serving.page import create_app
 from serving.schemas import (
@@ -56,7 +57,9 @@ def _error(exc: RequestError, context: bentoml.Context) -> Response:
     return _json(exc.body(), exc.status)
 
 
-async def _run(engine: Engine, items: list[PredictRequest], *, batch: bool) -> list[Any]:
+async def _run(
+    engine: Engine, items: list[PredictRequest], *, batch: bool
+) -> list[PredictResponse]:
     """Answer on the event loop when quick; in a worker thread when it may take a while.
 
     One customer from the lookup table or a feature row takes a few milliseconds: a thread
@@ -111,7 +114,11 @@ class LifecycleService:
     """Stage, next-stage probability, churn risk, CLV, segment, explanations and next action."""
 
     def __init__(self) -> None:
+        # The worker's state lives on the runtime the guard and the page were given; its
+        # settings are read from the LIFECYCLE_* environment here, at start-up, never on import.
         self.runtime = RUNTIME
+        settings = self.runtime.settings
+        log.info("loading the models holding %r", settings.alias)
         self.runtime.engine, self.runtime.failure = None, None
         self.runtime.loading.clear()
         threading.Thread(target=_load, args=(self.runtime,), daemon=True).start()
@@ -125,30 +132,31 @@ class LifecycleService:
         return self.runtime.failure is None
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, context: bentoml.Context, **fields: Any) -> PredictResponse:
+    async def predict(self, context: bentoml.Context, **fields: Any) -> PredictResponse | Response:
         """Predict for one customer: given by id, by raw events, or by a feature row."""
         request = _validated(context.request, PredictRequest, fields)
         try:
-            answer = (await _run(self.runtime.engine, [request], batch=False))[0]
+            return (await _run(self.runtime.engine, [request], batch=False))[0]
         except RequestError as exc:
-            return _error(exc, context)  # type: ignore[return-value]
-        return _json(answer)  # type: ignore[return-value]
+            return _error(exc, context)
 
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
-    async def predict_batch(self, context: bentoml.Context, **fields: Any) -> BatchResponse:
+    async def predict_batch(
+        self, context: bentoml.Context, **fields: Any
+    ) -> BatchResponse | Response:
         """Predict for several customers at once; each item is a /predict request."""
         request = _validated(context.request, BatchRequest, fields)
         engine = self.runtime.engine
         try:
             answers = await _run(engine, request.items, batch=True)
         except RequestError as exc:
-            return _error(exc, context)  # type: ignore[return-value]
-        return _json({"items": answers, "model_versions": engine.versions})  # type: ignore[return-value]
+            return _error(exc, context)
+        return BatchResponse(items=answers, model_versions=engine.versions)
 
     @bentoml.api(route="/model_info", input_spec=ModelInfoRequest, output_spec=ModelInfo)
     async def model_info(self) -> ModelInfo:
         """Describe the served versions, training period, headline metrics and features."""
-        return _json(self.runtime.engine.model_info())  # type: ignore[return-value]
+        return self.runtime.engine.model_info()
 
 
 def _validated(request: Request, model: type[Any], fields: dict[str, Any]) -> Any:

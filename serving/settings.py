@@ -2,7 +2,8 @@
 
 ``lifecycle serve`` sets them from its options; with ``bentoml serve`` set them yourself.
 MLflow's own ``MLFLOW_TRACKING_URI`` names the model store. Read at start-up (not at
-``bentoml build``), so one built Bento serves any store, lookup table or key.
+``bentoml build``, nor on import), so one built Bento serves any store, lookup table or key.
+:func:`missing_models` checks, before a server starts, that the models it would load are there.
 """
 
 from __future__ import annotations
@@ -52,3 +53,48 @@ class ServeSettings(BaseSettings):
     tracking_uri: str | None = Field(
         None, description="MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db."
     )
+
+
+def missing_models(settings: ServeSettings) -> str | None:
+    """Return why a service with these settings could not load its models, else None.
+
+    The quick checks ``lifecycle serve`` makes before starting a server (a second or two,
+    instead of a server that starts and never becomes ready): the store exists, and every
+    registered model the service loads has a version holding the alias.
+
+    Parameters
+    ----------
+    settings
+        The service's settings: ``tracking_uri`` (default ``MLFLOW_TRACKING_URI``, else
+        ``./mlflow.db``), ``alias`` and ``model_names``.
+
+    Returns
+    -------
+    str or None
+        One sentence naming what is missing and what to run, or None when all is there.
+
+    Examples
+    --------
+    >>> settings = ServeSettings(tracking_uri="sqlite:////nowhere/mlflow.db")
+    >>> missing_models(settings).split(";")[0]
+    'no MLflow store at /nowhere/mlflow.db'
+    """
+    from models.store import alias_version, missing_store, resolve_tracking_uri
+    from models.tasks import REGISTERED_NAMES
+
+    uri = resolve_tracking_uri(settings.tracking_uri)
+    problem = missing_store(uri)
+    if problem:
+        return problem
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    names: dict[str, str] = {task: name for task, name in REGISTERED_NAMES.items()}
+    names.update(settings.model_names or {})
+    missing = [n for n in names.values() if alias_version(client, n, settings.alias) is None]
+    if missing:
+        return (
+            f"no version of {', '.join(missing)} holds the alias {settings.alias!r}; "
+            "run `lifecycle promote` first"
+        )
+    return None

@@ -142,7 +142,7 @@ def customer_groups(
     --------
     >>> ids = pd.Series([f"c{i}" for i in range(1000)])
     >>> groups = customer_groups(ids, seed=1)
-    >>> sorted(set(groups)), bool((groups == customer_groups(ids, seed=1)).all())
+    >>> sorted(set(groups.tolist())), bool((groups == customer_groups(ids, seed=1)).all())
     (['eval', 'train', 'valid'], True)
     """
     key = f"{seed:016d}"[-16:]

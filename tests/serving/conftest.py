@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from features.simulate import simulate
-from training.cli import app
+from lifecycle.cli import app
 
 CUTOFF = "2025-12-01"
 

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.simulate import simulate
-from training.cli import app
+from lifecycle.cli import app
 from training.config import TrainingConfig, TuningSettings
 from training.pipeline import TrainingResult, run_training
 from training.report import metrics_table

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from training.cli import app
+from lifecycle.cli import app
 
 runner = CliRunner()
 COMMANDS = ["simulate", "validate", "features", "stages", "rfm"]

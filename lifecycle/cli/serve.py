@@ -1,8 +1,8 @@
 """``lifecycle serve``: check what the service needs, then run BentoML's server in this process.
 
-The checks (a model store, a champion of each model, the files named) take a second or two
-and turn the usual first-run mistakes into a one-line error with exit code 2, instead of a
-server that starts and never becomes ready.
+The checks (:func:`serving.settings.missing_models`: a model store, a champion of each model;
+Typer checks the files named) take a second or two and turn the usual first-run mistakes into
+a one-line error with exit code 2, instead of a server that starts and never becomes ready.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from typing import Annotated
 
 import typer
 
-from training.registry_cli import TrackingUriOpt
+from lifecycle.cli.options import EXIT_USAGE, AliasOpt, TrackingUriOpt, fail
 
 SERVICE = "serving.service:LifecycleService"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding ``serving/``: BentoML's working directory."""
 
 
-def serve_command(
+def serve(
     events: Annotated[
         Path | None,
         typer.Option(
@@ -44,9 +45,7 @@ def serve_command(
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 3000,
-    alias: Annotated[str, typer.Option(help="Registry alias of the models to serve.")] = (
-        "champion"
-    ),
+    alias: AliasOpt = "champion",
     actions: Annotated[
         Path | None,
         typer.Option(help="Action catalog YAML. Default: the shipped one.", exists=True),
@@ -62,21 +61,22 @@ def serve_command(
     models are loaded and checked and one prediction is done. The API key, when wanted, comes
     from $LIFECYCLE_API_KEY (never from an option, so it stays out of shell history).
     """
-    from models.registry import REGISTERED_NAMES, missing_store, resolve_tracking_uri
+    from pydantic import ValidationError
+
+    from models.store import resolve_tracking_uri
+    from serving.settings import ServeSettings, missing_models
 
     uri = resolve_tracking_uri(tracking_uri)
-    problem = missing_store(uri)
-    if problem:
-        raise _fail(problem)
-    from serving.settings import ServeSettings
-
-    names = {**REGISTERED_NAMES, **(ServeSettings().model_names or {})}
-    missing = _missing_champions(uri, alias, list(names.values()))
-    if missing:
-        raise _fail(
-            f"no version of {', '.join(missing)} holds the alias {alias!r}; "
-            "run `lifecycle promote` first"
+    try:
+        settings = ServeSettings(alias=alias, tracking_uri=uri)
+    except ValidationError as exc:  # a LIFECYCLE_* variable of this shell that does not parse
+        problems = "; ".join(
+            f"LIFECYCLE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors()
         )
+        raise fail(problems, EXIT_USAGE) from exc
+    problem = missing_models(settings)
+    if problem:
+        raise fail(problem, EXIT_USAGE)
     env = {
         "MLFLOW_TRACKING_URI": uri,
         "LIFECYCLE_ALIAS": alias,
@@ -104,23 +104,3 @@ def serve_command(
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     args = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
     os.execv(bentoml, [*args, "--working-dir", str(PROJECT_ROOT)])  # noqa: S606
-
-
-def _missing_champions(uri: str, alias: str, names: list[str]) -> list[str]:
-    """Return the registered names without a version holding ``alias``."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    missing = []
-    for name in names:
-        try:
-            client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            missing.append(name)
-    return missing
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg="red")
-    return typer.Exit(2)

@@ -1,0 +1,133 @@
+"""The registry moves: ``promote`` and ``rollback``.
+
+Each command parses its options, calls :func:`training.tracking.promote` or
+:func:`training.tracking.rollback` and prints their table (or with ``--json`` one JSON
+object). MLflow is imported inside the commands, so loading the CLI stays fast. Exit 1 when a
+challenger was refused, 2 when the move cannot be done (no such model, no history, store
+missing or unreachable); see :mod:`lifecycle.cli.options`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from lifecycle.cli.options import EXIT_FAILED, EXIT_USAGE, JsonOpt, TrackingUriOpt, fail
+from lifecycle.cli.output import emit
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ModelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        help=(
+            "Registered model name; repeat for several. Default: every lifecycle model "
+            "(lifecycle-next-stage, lifecycle-churn, lifecycle-clv) that is registered."
+        ),
+    ),
+]
+
+
+def promote(
+    model: ModelOpt = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help=(
+                "How much worse the challenger may be: absolute ROC AUC for next_stage and "
+                "churn (default 0.005), relative MAE for clv (default 0.02)."
+            ),
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote every challenger whatever its score.")
+    ] = False,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Promote each model's challenger to champion if it is at least as good.
+
+    Challenger and champion are scored on the challenger's evaluation set (ROC AUC, or MAE
+    for CLV). The previous champion is kept in the model's champion_history, so `rollback`
+    can restore it. Exits with 1 when a challenger is refused (--force overrides).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import RegistryError, format_promotions
+    from training.tracking import promote as promote_models
+
+    try:
+        promotions = promote_models(
+            _client(tracking_uri), model or None, tolerance=tolerance, force=force
+        )
+    except (RegistryError, MlflowException, OSError) as exc:
+        raise fail(_one_line(exc), EXIT_USAGE) from exc
+    emit({"promotions": [p.as_dict() for p in promotions]}, format_promotions(promotions), as_json)
+    refused = [p.name for p in promotions if p.status == "refused"]
+    if refused:
+        raise fail(
+            f"challenger refused for {', '.join(refused)}; --force promotes it anyway", EXIT_FAILED
+        )
+
+
+def rollback(
+    model: ModelOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move champion back to the previous champion of each model.
+
+    Default: every lifecycle model that has an earlier champion. Exits with 2 when there is
+    none to roll back to.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.tracking import RegistryError, format_rollbacks
+    from training.tracking import rollback as rollback_models
+
+    try:
+        rollbacks = rollback_models(_client(tracking_uri), model or None)
+    except (RegistryError, MlflowException, OSError) as exc:
+        raise fail(_one_line(exc), EXIT_USAGE) from exc
+    emit({"rollbacks": [r.as_dict() for r in rollbacks]}, format_rollbacks(rollbacks), as_json)
+
+
+def _one_line(exc: BaseException) -> str:
+    """Return the first line of an error's message (MLflow's can carry SQL and tracebacks)."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _client(tracking_uri: str | None) -> MlflowClient:
+    """Connect to the store; a local SQLite file must exist already (no empty one is made)."""
+    from models.store import connect, missing_store, resolve_tracking_uri
+    from training.tracking import quiet_mlflow
+
+    quiet_mlflow()
+    uri = resolve_tracking_uri(tracking_uri)
+    problem = missing_store(uri)
+    if problem:
+        raise fail(problem, EXIT_USAGE)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    return connect(uri)
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast when a tracking server does not answer (MLflow retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    health = f"{uri.rstrip('/')}/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):  # noqa: S310 - http(s) only
+            return
+    except urllib.error.HTTPError:
+        return  # it answered, if only with an error status: the real call will tell more
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise fail(f"cannot reach the MLflow server at {uri}: {reason}", EXIT_USAGE) from exc

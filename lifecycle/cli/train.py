@@ -1,0 +1,254 @@
+"""The model commands: ``train``, ``evaluate`` and ``score``.
+
+Each command parses its options, calls the ``training`` library
+(:func:`training.train.train_and_log`, :func:`training.train.load_run_summary`,
+:func:`training.train.score_customers`) and prints; see :mod:`lifecycle.cli.options` for the
+shared options and exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lifecycle.cli.inputs import (
+    cutoff_or_default,
+    find_truth,
+    load_training_config,
+    open_events,
+)
+from lifecycle.cli.options import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    AliasOpt,
+    CutoffOpt,
+    EventsOpt,
+    JsonOpt,
+    MappingOpt,
+    TableOpt,
+    TrackingUriOpt,
+    TrainingConfigOpt,
+    fail,
+)
+from lifecycle.cli.output import emit, note, print_table, progress
+
+
+def print_task_metrics(summary: dict[str, Any]) -> None:
+    """Print each task's metrics table: the model and its baselines, per its console metrics."""
+    from models.tasks import spec
+    from training.report import metrics_table
+
+    for task, block in summary["tasks"].items():
+        frame = metrics_table(summary, task).reset_index()
+        cols = ["model", *spec(task).console_metrics]
+        cuts = block["cutoffs"]
+        registered = block.get("registered", {})
+        version = (
+            f", registered {registered['name']} v{registered['version']}" if registered else ""
+        )
+        print_table(
+            frame[[c for c in cols if c in frame.columns]],
+            f"{task} ({block['horizon_days']} d, {block['protocol']} protocol, evaluated at "
+            f"{cuts['eval'][:10]}, {block['rows']['eval']:,} customers{version})",
+            {c: ".4f" for c in cols if c != "model"},
+        )
+
+
+def train(
+    events: EventsOpt,
+    config: TrainingConfigOpt = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Optuna trials per model (overrides the config).", min=0)
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(help="Optuna time budget per model in seconds (overrides the config)."),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="Optuna storage URL shared by several workers (default: in memory)."),
+    ] = None,
+    tuning_max_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Tune on a random sample of at most N training rows, then fit on all "
+            "(overrides the config; default: every row).",
+            min=1,
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config).")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "lifecycle",
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Simulator truth.parquet for the oracle (default: beside --events, if there).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the HTML report, plots and model cards in DIR/<run id>/."),
+    ] = Path("reports"),
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train, calibrate, evaluate and register the next-stage, churn and CLV models.
+
+    Builds features at every cutoff, labels from the window after each, tunes LightGBM with
+    Optuna on a later cutoff, calibrates there, and reports on the last complete cutoff
+    against RFM, last-period, BG/NBD (and, on simulated data, the oracle). Logs one MLflow run
+    (params, metrics, plots, HTML report, model cards, data fingerprint) and registers
+    lifecycle-next-stage, lifecycle-churn and lifecycle-clv with the alias `challenger`.
+    """
+    from training.labels import IncompleteLabelWindow
+    from training.splits import SplitError
+    from training.tracking import quiet_mlflow
+    from training.train import train_and_log
+
+    quiet_mlflow()
+
+    cfg = load_training_config(
+        config,
+        **{
+            "tuning.trials": trials,
+            "tuning.timeout_seconds": timeout,
+            "tuning.storage": storage,
+            "tuning.max_rows": tuning_max_rows,
+            "seed": seed,
+        },
+    )
+    data, counts = open_events(events, mapping, table, cfg.lifecycle)
+    truth_table = find_truth(events, truth) if mapping is None else None
+    began = time.perf_counter()
+    with progress("training", total=None, enabled=not as_json) as _advance:
+        try:
+            summary = train_and_log(
+                data,
+                config=cfg,
+                truth=truth_table,
+                tracking_uri=tracking_uri,
+                experiment=experiment,
+                report_dir=report_dir,
+                progress=None if as_json else note,
+            )
+        except (SplitError, IncompleteLabelWindow) as exc:
+            raise fail(str(exc), EXIT_USAGE) from exc
+        except RuntimeError as exc:  # e.g. no Optuna trial finished within the time budget
+            raise fail(str(exc), EXIT_FAILED) from exc
+    seconds = time.perf_counter() - began
+    if not as_json:
+        print_task_metrics(summary)
+    registered = {
+        block["registered"]["name"]: block["registered"]["version"]
+        for block in summary["tasks"].values()
+    }
+    out = {
+        "run_id": summary["run"]["run_id"],
+        "experiment": experiment,
+        "registered": registered,
+        "events": counts["events"],
+        "rows_quarantined": counts["rows_quarantined"],
+        "report": summary.get("report"),
+        "seconds": round(seconds, 1),
+    }
+    emit(
+        out,
+        f"run {out['run_id']}: registered "
+        + ", ".join(f"{k} v{v}" for k, v in registered.items())
+        + f" as challenger in {seconds:.0f} s"
+        + (f"; report {out['report']}" if out["report"] else ""),
+        as_json,
+    )
+
+
+def evaluate(
+    run: Annotated[str, typer.Option("--run", help="MLflow run id of a training run.")],
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a training run's evaluation: each model against its baselines, per task."""
+    import mlflow
+
+    from training.tracking import quiet_mlflow
+    from training.train import load_run_summary
+
+    quiet_mlflow()
+    try:
+        summary = load_run_summary(run, tracking_uri)
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise fail(f"cannot read run {run}: {str(exc).splitlines()[0]}", EXIT_USAGE) from exc
+    if as_json:
+        emit(summary, "", as_json)
+        return
+    print_task_metrics(summary)
+    tasks = ", ".join(summary["tasks"])
+    emit(summary, f"run {run}: {tasks}; report.html is in the run's artifacts", as_json)
+
+
+def score(
+    events: EventsOpt,
+    out: Annotated[Path, typer.Option(help="Parquet file for the scores.")],
+    cutoff: CutoffOpt = None,
+    alias: AliasOpt = "champion",
+    config: TrainingConfigOpt = None,
+    mapping: MappingOpt = None,
+    table: TableOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score every customer at a cutoff with the champion models (batch scoring).
+
+    Features are built with the lifecycle config each model was trained with (its run's
+    config.yaml) unless --config is given; tasks without a champion are left out.
+
+    Writes one row per customer: stage, status, RFM scores and segment, next-stage
+    probability, churn risk, CLV with P10-P90, the model versions that made them, and every
+    feature (the file is the prediction service's customer lookup table).
+    """
+    import mlflow
+
+    from features.config import LifecycleConfig
+    from training.tracking import quiet_mlflow
+    from training.train import score_customers
+
+    quiet_mlflow()
+    cfg = load_training_config(config) if config else None
+    data, counts = open_events(events, mapping, table, cfg.lifecycle if cfg else LifecycleConfig())
+    cut = cutoff_or_default(data, cutoff)
+    began = time.perf_counter()
+    try:
+        scores = score_customers(
+            data, cutoff=cut, config=cfg, tracking_uri=tracking_uri, alias=alias
+        )
+    except LookupError as exc:
+        raise fail(
+            f"{exc}; train and promote first (`lifecycle train`, `lifecycle promote`)",
+            EXIT_USAGE,
+        ) from exc
+    except mlflow.exceptions.MlflowException as exc:
+        raise fail(str(exc).splitlines()[0], EXIT_USAGE) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(out, index=False)
+    seconds = time.perf_counter() - began
+    summary = {
+        "customers": len(scores),
+        "cutoff": cut.isoformat(),
+        "model_versions": json.loads(scores["model_versions"].iloc[0]) if len(scores) else {},
+        "events": counts["events"],
+        "seconds": round(seconds, 2),
+        "out": str(out),
+    }
+    emit(
+        summary,
+        f"scored {len(scores):,} customers as of {cut.date()} with "
+        + ", ".join(f"{k} v{v}" for k, v in summary["model_versions"].items())
+        + f" in {seconds:.1f} s -> {out}",
+        as_json,
+    )
