@@ -558,7 +558,6 @@ def run_training(
     config = config or TrainingConfig()
     say = progress or (lambda _message: None)
     began = time.perf_counter()
-    say("reading the events")
     log = read_event_log(events)
     events = log.events  # every later step reads the events in memory: one read per run
     end = observation_end(log, config.cutoffs.observed_until)
