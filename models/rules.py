@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Self
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from models.tasks import Task
+from models.tasks import TASKS, Task
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -59,7 +61,7 @@ def last_period(task: Task, features: pd.DataFrame, *, horizon_days: int) -> Flo
         ``next_stage``: 1 when the customer entered the current stage within the last
         ``horizon_days``; ``churn``: 1 when the last purchase is at least ``horizon_days`` old;
         ``clv``: purchase revenue over the trailing feature window closest to the horizon,
-        scaled to the horizon.
+        scaled to the horizon (:data:`LAST_PERIOD` holds one rule per task).
     features
         Rows of :func:`features.build.build_features`.
     horizon_days
@@ -70,11 +72,19 @@ def last_period(task: Task, features: pd.DataFrame, *, horizon_days: int) -> Flo
     numpy.ndarray
         One score per row.
     """
-    if task == "next_stage":
-        return (features["days_in_stage"].to_numpy(dtype=float) < horizon_days).astype(float)
-    if task == "churn":
-        recency = features["days_since_last_purchase"].to_numpy(dtype=float, na_value=np.inf)
-        return (recency >= horizon_days).astype(float)
+    return LAST_PERIOD[task](features, horizon_days)
+
+
+def _stage_entered_within(features: pd.DataFrame, horizon_days: int) -> FloatArray:
+    return (features["days_in_stage"].to_numpy(dtype=float) < horizon_days).astype(float)
+
+
+def _no_purchase_within(features: pd.DataFrame, horizon_days: int) -> FloatArray:
+    recency = features["days_since_last_purchase"].to_numpy(dtype=float, na_value=np.inf)
+    return (recency >= horizon_days).astype(float)
+
+
+def _trailing_revenue(features: pd.DataFrame, horizon_days: int) -> FloatArray:
     windows = sorted(
         int(c.removeprefix("revenue_").removesuffix("d"))
         for c in features.columns
@@ -84,4 +94,18 @@ def last_period(task: Task, features: pd.DataFrame, *, horizon_days: int) -> Flo
         raise ValueError("features have no trailing revenue window (revenue_<N>d)")
     window = min(windows, key=lambda w: (abs(np.log(w / horizon_days)), -w))
     revenue = features[f"revenue_{window}d"].to_numpy(dtype=float, na_value=0.0)
-    return revenue * (horizon_days / window)
+    return np.asarray(revenue * (horizon_days / window), dtype=np.float64)
+
+
+LAST_PERIOD: Mapping[Task, Callable[[pd.DataFrame, int], FloatArray]] = MappingProxyType(
+    {
+        "next_stage": _stage_entered_within,
+        "churn": _no_purchase_within,
+        "clv": _trailing_revenue,
+    }
+)
+"""The naive "same as last period" baseline of each task."""
+
+_without = [t for t in TASKS if t not in LAST_PERIOD]
+if _without:  # a new task must bring its naive baseline; fail at import
+    raise TypeError(f"no last-period baseline for task(s) {', '.join(_without)}")

@@ -71,7 +71,7 @@ def evaluation_figures(task: Task, scores: pd.DataFrame) -> dict[str, Figure]:
     }
     title = task.replace("_", " ")
     figures: dict[str, Figure] = {}
-    if task == "clv":
+    if spec(task).kind == "regression":
         figures["deciles"] = report.deciles_figure(y, ranked["model"], title=f"{title}: deciles")
     else:
         figures["calibration"] = report.calibration_figure(

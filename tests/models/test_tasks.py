@@ -9,6 +9,7 @@ from typing import get_args
 import pytest
 
 from models import nba
+from models.rules import LAST_PERIOD
 from models.tasks import REASON_DRIVER, REGISTERED_NAMES, SPECS, TASKS, TaskSpec, check_specs, spec
 from training.config import Horizons
 from training.labels import LABELS
@@ -39,10 +40,11 @@ def test_a_task_without_a_spec_fails_the_import_check() -> None:
         check_specs(twice, TASKS)
 
 
-def test_every_task_has_a_horizon_and_a_label() -> None:
+def test_every_task_has_a_horizon_a_label_and_a_naive_baseline() -> None:
     horizons = Horizons()
     assert {t: horizons.of(t) for t in TASKS} == {"next_stage": 30, "churn": 90, "clv": 365}
     assert set(LABELS) == set(TASKS)
+    assert set(LAST_PERIOD) == set(TASKS)
     with pytest.raises(ValueError, match="unknown task 'ltv'"):
         horizons.of("ltv")  # type: ignore[arg-type]
 
