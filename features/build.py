@@ -447,7 +447,8 @@ def read_event_log(events: EventSource) -> EventLog:
             raw = file.read_bytes()  # hashed and parsed from the same bytes: one read
             digest.update(raw)
             tables.append(pq.read_table(pa.BufferReader(raw)))
-        data = pa.concat_tables(tables, promote_options="default")
+        # "permissive" also unifies string with large_string (files written by other tools)
+        data = pa.concat_tables(tables, promote_options="permissive")
         source = str(events)
     con = connect()
     try:

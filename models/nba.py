@@ -40,8 +40,10 @@ from features.formatting import money, percent
 from features.glossary import LANGS, Lang, stage_name, text
 from features.rfm import NO_PURCHASE, SEGMENTS
 from features.schema import STAGES
+from models.tasks import Outcome as TaskOutcome
 
-Outcome: TypeAlias = Literal["next_stage", "retention", "value", "none"]
+# What an action aims at; models.tasks says which task's drivers each one's reason cites.
+Outcome: TypeAlias = TaskOutcome
 EffectSource: TypeAlias = Literal["assumed", "estimated"]
 PredictionName: TypeAlias = Literal["next_stage_probability", "churn_risk", "clv", "clv_at_risk"]
 

@@ -256,7 +256,10 @@ def connect(uri: str | None = None) -> MlflowClient:
 
 
 def open_store(uri: str | None = None) -> MlflowClient:
-    """Connect to an existing store for reading models (refusing a SQLite file that is missing).
+    """Open an existing store for reading models (refusing a SQLite file that is missing).
+
+    Unlike :func:`connect` it writes nothing (no lock file, no change of journal mode), so a
+    service can read a store mounted read-only.
 
     Raises
     ------
@@ -269,7 +272,11 @@ def open_store(uri: str | None = None) -> MlflowClient:
     if problem:
         raise StoreError(problem)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return connect(resolved)
+    import mlflow
+
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    return mlflow.MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
 def record_metadata(record: ModelRecord) -> dict[str, Any]:
@@ -450,13 +457,23 @@ def shared_lifecycle(models: Mapping[Task, LoadedModel]) -> LifecycleConfig:
 
 
 def load_uplift(client: MlflowClient, alias: str = CHAMPION) -> tuple[str, Any] | None:
-    """Return the uplift model version holding ``alias`` and its estimator, or None."""
+    """Return the uplift model version holding ``alias`` and its estimator, or None.
+
+    Raises
+    ------
+    StoreError
+        When the version holding ``alias`` cannot be loaded.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     version = alias_version(client, UPLIFT_NAME, alias)
     if version is None:
         return None
-    model = mlflow.pyfunc.load_model(f"models:/{UPLIFT_NAME}/{version}")
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{UPLIFT_NAME}/{version}")
+    except MlflowException as exc:
+        raise StoreError(f"{UPLIFT_NAME} v{version}: {str(exc).splitlines()[0]}") from exc
     return version, model.unwrap_python_model().estimator
 
 

@@ -142,13 +142,23 @@ class Engine:
         self.typical = (
             typical_values(self.lookup.frame, self.feature_names)
             if self.lookup
-            else dict(next(iter(self.models.values())).record.typical)
+            else self._recorded_typical()
         )
         self.versions = {m.name: m.version for m in self.models.values()}
         if self.uplift is not None:
             self.versions[self.uplift.name] = self.uplift.version
         self._stage_col = self._position["stage_code"]
         self._rfm_cols = [self._position[c] for c in ("rfm_r", "rfm_f", "rfm_m")]
+
+    def _recorded_typical(self) -> dict[str, float]:
+        """Typical values from the training records, for a service without a lookup table.
+
+        From the model that scores everyone (its evaluation population is the whole one),
+        else from the first model.
+        """
+        everyone = [m for t, m in self.models.items() if spec(t).eligibility == "everyone"]
+        model = everyone[0] if everyone else next(iter(self.models.values()))
+        return dict(model.record.typical)
 
     # ----------------------------------------------------------------- loading
 

@@ -137,9 +137,9 @@ class Explanation(BaseModel):
     """Tree SHAP of one prediction: base value plus contributions equals the raw output."""
 
     base_value: float
+    drivers: list[Driver] = Field(default_factory=list)
     raw_output: float = Field(description="Base value plus every feature's contribution.")
     scale: Literal["log_odds", "log_value"]
-    drivers: list[Driver] = Field(default_factory=list)
 
 
 class Clv(BaseModel):

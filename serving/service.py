@@ -27,6 +27,7 @@ from typing import Any
 
 import anyio
 import bentoml
+from pydantic import BaseModel
 from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,7 +48,11 @@ from serving.schemas import (
 log = logging.getLogger("lifecycle.serving")
 
 
-def _json(payload: Any, status: int = 200) -> Response:
+def _json(payload: BaseModel | dict[str, Any], status: int = 200) -> Response:
+    # The answers are the schemas' pydantic models (PredictResponse, BatchResponse, ModelInfo,
+    # which output_spec publishes), written by pydantic-core in one call: BentoML's own
+    # serialisation of a returned model (model_dump_json into a streamed response) served
+    # fewer requests per second at 16 clients in the quick serving benchmark.
     return Response(to_json(payload), status_code=status, media_type="application/json")
 
 
@@ -132,18 +137,17 @@ class LifecycleService:
         return self.runtime.failure is None
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, context: bentoml.Context, **fields: Any) -> PredictResponse | Response:
+    async def predict(self, context: bentoml.Context, **fields: Any) -> Response:
         """Predict for one customer: given by id, by raw events, or by a feature row."""
         request = _validated(context.request, PredictRequest, fields)
         try:
-            return (await _run(self.runtime.engine, [request], batch=False))[0]
+            answer = (await _run(self.runtime.engine, [request], batch=False))[0]
         except RequestError as exc:
             return _error(exc, context)
+        return _json(answer)
 
     @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
-    async def predict_batch(
-        self, context: bentoml.Context, **fields: Any
-    ) -> BatchResponse | Response:
+    async def predict_batch(self, context: bentoml.Context, **fields: Any) -> Response:
         """Predict for several customers at once; each item is a /predict request."""
         request = _validated(context.request, BatchRequest, fields)
         engine = self.runtime.engine
@@ -151,12 +155,12 @@ class LifecycleService:
             answers = await _run(engine, request.items, batch=True)
         except RequestError as exc:
             return _error(exc, context)
-        return BatchResponse(items=answers, model_versions=engine.versions)
+        return _json(BatchResponse(items=answers, model_versions=engine.versions))
 
     @bentoml.api(route="/model_info", input_spec=ModelInfoRequest, output_spec=ModelInfo)
-    async def model_info(self) -> ModelInfo:
+    async def model_info(self) -> Response:
         """Describe the served versions, training period, headline metrics and features."""
-        return self.runtime.engine.model_info()
+        return _json(self.runtime.engine.model_info())
 
 
 def _validated(request: Request, model: type[Any], fields: dict[str, Any]) -> Any:

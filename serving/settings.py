@@ -79,16 +79,14 @@ def missing_models(settings: ServeSettings) -> str | None:
     >>> missing_models(settings).split(";")[0]
     'no MLflow store at /nowhere/mlflow.db'
     """
-    from models.store import alias_version, missing_store, resolve_tracking_uri
+    from models.store import alias_version, missing_store, open_store, resolve_tracking_uri
     from models.tasks import REGISTERED_NAMES
 
     uri = resolve_tracking_uri(settings.tracking_uri)
     problem = missing_store(uri)
     if problem:
         return problem
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = open_store(uri)
     names: dict[str, str] = {task: name for task, name in REGISTERED_NAMES.items()}
     names.update(settings.model_names or {})
     missing = [n for n in names.values() if alias_version(client, n, settings.alias) is None]

@@ -205,8 +205,9 @@ def score(
 ) -> None:
     """Score every customer at a cutoff with the champion models (batch scoring).
 
-    Features are built with the lifecycle config each model was trained with (its run's
-    config.yaml) unless --config is given; tasks without a champion are left out.
+    Features are built with the lifecycle config each model was trained with (the record
+    its registered version carries) unless --config is given; tasks without a champion are
+    left out.
 
     Writes one row per customer: stage, status, RFM scores and segment, next-stage
     probability, churn risk, CLV with P10-P90, the model versions that made them, and every

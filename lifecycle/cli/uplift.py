@@ -51,6 +51,7 @@ def uplift(
     Per-customer estimates are used only for offers whose held-out Qini is positive; other
     offers use their observed average effect (treated minus control purchase rate).
     """
+    from models.store import StoreError
     from training.tracking import quiet_mlflow
     from training.uplift import learn_uplift
 
@@ -66,6 +67,8 @@ def uplift(
             tracking_uri=tracking_uri,
         )
     except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
+    except StoreError as exc:  # the champion whose lifecycle config the features follow
         raise fail(str(exc), EXIT_USAGE) from exc
     summary = result.as_dict() | {"seconds": round(time.perf_counter() - began, 1)}
     if not as_json:
