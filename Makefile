@@ -30,7 +30,10 @@ install: $(STAMP) ## Create .venv and install the locked stack (uv.lock) plus th
 lint: $(STAMP) ## ruff format check, ruff check and mypy on the five packages
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	@rm -rf build/mypy && mkdir -p build/mypy/lifecycle
+	@ln -s ../../../lifecycle/__init__.py ../../../lifecycle/cli build/mypy/lifecycle/
+	@for p in features models training serving; do ln -s ../../../$$p build/mypy/lifecycle/$$p; done
+	cd build/mypy && ../../$(BIN)/mypy --config-file ../../pyproject.toml
 
 format: $(STAMP) ## Format the code and apply safe ruff fixes
 	$(BIN)/ruff format .
@@ -136,6 +139,6 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 	$(BIN)/python benchmarks/simulator.py --customers 100000 1000000
 
 clean: ## Remove the virtual environment, caches and demo output
-	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
+	rm -rf $(VENV) $(DEMO) build .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
 
 .PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento-requirements clean

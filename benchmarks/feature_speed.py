@@ -89,7 +89,7 @@ import json, sys, time
 def hwm_kb():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
-from features.build import build_features
+from lifecycle.features.build import build_features
 path, cutoff, limit = sys.argv[1], sys.argv[2], sys.argv[3] or None
 save = sys.argv[4] if len(sys.argv) > 4 else ""
 floor_kb = hwm_kb()
@@ -170,7 +170,7 @@ def log(message: str) -> None:
 
 def simulated_log(n_events: int, workdir: Path, seed: int) -> Path:
     """Return a canonical Parquet file with exactly ``n_events`` simulated events."""
-    from features.simulate import simulate
+    from lifecycle.features.simulate import simulate
 
     target = workdir / f"events_{n_events}.parquet"
     if target.exists():
@@ -192,7 +192,7 @@ def simulated_log(n_events: int, workdir: Path, seed: int) -> Path:
 
 def build_cutoff(path: Path) -> str:
     """Return the cutoff of every measurement: midnight (UTC) after the last event."""
-    from features.build import event_time_range
+    from lifecycle.features.build import event_time_range
 
     _, last = event_time_range(path)
     return (last.normalize() + pd.Timedelta(days=1)).isoformat()
@@ -240,7 +240,7 @@ def measure(
 
 def purchase_events() -> list[str]:
     """Event types that count as purchases in the shipped config (as in our build)."""
-    from features.config import LifecycleConfig
+    from lifecycle.features.config import LifecycleConfig
 
     return list(LifecycleConfig().stages.purchase_events)
 
@@ -367,7 +367,7 @@ def measure_peer(
 
 def reference_days(path: Path, cutoff: str) -> pd.DataFrame:
     """Purchase days and mean revenue per repeat purchase day per customer, from DuckDB."""
-    from features.build import connect
+    from lifecycle.features.build import connect
 
     con = connect()
     try:

@@ -14,7 +14,7 @@ evaluation cutoff, from events strictly before it, and is scored on what happene
 
 Methods:
 
-- ``lightgbm``: the project's learners on the project's features (``features.build``): the
+- ``lightgbm``: the project's learners on the project's features (``lifecycle.features.build``): the
   churn classifier for "any purchase" (1 - P(churn), calibrated), the CLV regressor (Tweedie)
   for revenue, and the same regressor trained on purchase-day counts for transactions. Tuned
   with Optuna (``--trials``) on a validation group of customers.
@@ -68,23 +68,23 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.build import build_features, feature_columns  # noqa: E402
-from features.io import load_events  # noqa: E402
-from features.mapping import load_mapping  # noqa: E402
-from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary  # noqa: E402
-from models.lgbm import matrix  # noqa: E402
-from models.rules import RfmCellRate  # noqa: E402
-from models.tasks import eligible  # noqa: E402
-from training.config import Horizons, TrainingConfig, TuningSettings  # noqa: E402
-from training.labels import build_labels  # noqa: E402
-from training.metrics import (  # noqa: E402
+from lifecycle.features.build import build_features, feature_columns  # noqa: E402
+from lifecycle.features.io import load_events  # noqa: E402
+from lifecycle.features.mapping import load_mapping  # noqa: E402
+from lifecycle.models.baselines import BetaGeoGammaGammaBaseline, rfm_summary  # noqa: E402
+from lifecycle.models.lgbm import matrix  # noqa: E402
+from lifecycle.models.rules import RfmCellRate  # noqa: E402
+from lifecycle.models.tasks import eligible  # noqa: E402
+from lifecycle.training.config import Horizons, TrainingConfig, TuningSettings  # noqa: E402
+from lifecycle.training.labels import build_labels  # noqa: E402
+from lifecycle.training.metrics import (  # noqa: E402
     classification_metrics,
     prediction_deciles,
     regression_metrics,
 )
-from training.pipeline import fit_estimator  # noqa: E402
-from training.splits import customer_groups  # noqa: E402
-from training.tune import tune  # noqa: E402
+from lifecycle.training.pipeline import fit_estimator  # noqa: E402
+from lifecycle.training.splits import customer_groups  # noqa: E402
+from lifecycle.training.tune import tune  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -357,7 +357,7 @@ def fit_offset(
     """Boost from BG/NBD's own prediction (LightGBM ``init_score``): learn its corrections."""
     import lightgbm as lgb
 
-    from models.lgbm import base_params
+    from lifecycle.models.lgbm import base_params
 
     column, link, objective = OFFSETS[target]
     structure = {k: v for k, v in params.items() if k not in ("monotone_constraints",)}

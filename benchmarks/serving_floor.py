@@ -30,7 +30,7 @@ from starlette.routing import Route
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serving.engine import BATCH_ROWS, Engine  # noqa: E402
+from lifecycle.serving.engine import BATCH_ROWS, Engine  # noqa: E402
 
 
 def build_app(engine: Engine) -> Starlette:

@@ -33,7 +33,7 @@ import json, sys, time
 def hwm_kb():
     with open("/proc/self/status") as status:
         return next(int(l.split()[1]) for l in status if l.startswith("VmHWM"))
-from features.simulate import simulate
+from lifecycle.features.simulate import simulate
 began = time.perf_counter()
 summary = simulate(int(sys.argv[1]), seed=int(sys.argv[2]), out_dir=sys.argv[3], days=730)
 print(json.dumps({"seconds": time.perf_counter() - began, "peak_rss_kb": hwm_kb(),

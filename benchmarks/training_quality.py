@@ -27,11 +27,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from features.simulate import simulate  # noqa: E402
-from models.lgbm import LifecycleClassifier  # noqa: E402
-from training.config import TrainingConfig, TuningSettings  # noqa: E402
-from training.metrics import classification_metrics  # noqa: E402
-from training.pipeline import run_training  # noqa: E402
+from lifecycle.features.simulate import simulate  # noqa: E402
+from lifecycle.models.lgbm import LifecycleClassifier  # noqa: E402
+from lifecycle.training.config import TrainingConfig, TuningSettings  # noqa: E402
+from lifecycle.training.metrics import classification_metrics  # noqa: E402
+from lifecycle.training.pipeline import run_training  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 CACHE = ROOT / "benchmarks" / ".cache"

@@ -1,6 +1,6 @@
 """Build point-in-time features: one row per customer per cutoff, from events strictly before it.
 
-The per-event work runs in DuckDB over the definitions of :mod:`features.definitions`;
+The per-event work runs in DuckDB over the definitions of :mod:`lifecycle.features.definitions`;
 pandas only adds the per-customer glue (RFM scores, stage names, status).
 """
 
@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.config import LifecycleConfig
-from features.definitions import DAY_US, bucket_edges_days, feature_definitions
-from features.rfm import rfm_columns
-from features.schema import EVENT_SCHEMA, REQUIRED_COLUMNS, STAGES
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.definitions import DAY_US, bucket_edges_days, feature_definitions
+from lifecycle.features.rfm import rfm_columns
+from lifecycle.features.schema import EVENT_SCHEMA, REQUIRED_COLUMNS, STAGES
 
 EventSource: TypeAlias = pd.DataFrame | pa.Table | str | Path
 """Canonical events in memory, or the path of a Parquet file or folder of Parquet files."""
@@ -275,7 +275,7 @@ def build_features(
     pandas.DataFrame
         One row per customer with at least one event before the cutoff, per cutoff, sorted by
         ``cutoff`` then ``customer_id``: the keys, every feature of
-        :func:`features.definitions.feature_definitions`, ``rfm_r``, ``rfm_f``, ``rfm_m``,
+        :func:`lifecycle.features.definitions.feature_definitions`, ``rfm_r``, ``rfm_f``, ``rfm_m``,
         ``rfm_segment``, ``stage`` and ``status`` (``active`` or ``lapsed``).
 
     Examples

@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY
+from lifecycle.features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -105,7 +105,7 @@ def load_yaml(path: str | Path, model: type[T]) -> T:
 
 def default_config_path() -> Path:
     """Return the path of the shipped default ``lifecycle.yaml``."""
-    return Path(str(resources.files("features") / "defaults" / "lifecycle.yaml"))
+    return Path(str(resources.files("lifecycle.features") / "defaults" / "lifecycle.yaml"))
 
 
 def load_config(path: str | Path | None = None) -> LifecycleConfig:

@@ -6,12 +6,13 @@ age bucket (the bucket edges are the feature windows, so a window holds whole gr
 ``purchases`` features are aggregates over ``pur``, one row per purchase with its sequence
 columns; ``derived`` features are expressions over other features' columns (by name). Columns
 whose name starts with ``_`` are intermediate and not part of the output. ``scores`` features
-(the RFM scores, :func:`rfm_features`) have no SQL: :mod:`features.rfm` adds them.
+(the RFM scores, :func:`rfm_features`) have no SQL: :mod:`lifecycle.features.rfm` adds them.
 
 Each output feature also states its meaning where it is defined (see :class:`Feature`): its
 kind, whether it is a whole number and never negative, its bounds, its churn direction
 (:func:`churn_monotone` reads them for the churn model) and its sentence key with parameters
-(the driver sentence and label in :mod:`features.glossary`). Nothing downstream reads these
+(the driver sentence and label in :mod:`lifecycle.features.glossary`). Nothing downstream reads
+these
 facts from a feature's name.
 
 ``g`` has, per group: ``n`` (events), ``rev`` (revenue in millionths, an exact integer sum,
@@ -27,7 +28,8 @@ and ``gap_us`` (microseconds since the previous purchase, NULL for the first).
 
 The expressions are plain SQL aggregates (``sum``, ``min``, ``max`` over ``CASE``) that
 DuckDB runs today and Spark SQL runs as well; everything dialect-specific lives in the base
-relations of :mod:`features.build`. Integer arithmetic keeps results byte-identical whatever
+relations of :mod:`lifecycle.features.build`. Integer arithmetic keeps results byte-identical
+whatever
 the thread count or the order of the input rows.
 """
 
@@ -38,9 +40,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-from features.config import LifecycleConfig
-from features.glossary import text
-from features.schema import STAGES
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.glossary import text
+from lifecycle.features.schema import STAGES
 
 DAY_US = 86_400_000_000
 """Microseconds in a (24-hour) day: windows are absolute durations, not calendar days."""
@@ -77,7 +79,8 @@ class Feature:
     given value must satisfy), ``bounds`` (inclusive range, for codes and scores),
     ``churn_direction`` (+1: more of it never lowers churn risk, -1: never raises it, 0: no
     constraint) and ``sentence`` with ``params`` (the key of its driver sentence and label in
-    :mod:`features.glossary`, and the values they quote: window days, event type, channel).
+    :mod:`lifecycle.features.glossary`, and the values they quote: window days, event type,
+    channel).
     Intermediate columns have no kind and no sentence.
     """
 
@@ -235,7 +238,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
 
     Examples
     --------
-    >>> from features.config import LifecycleConfig
+    >>> from lifecycle.features.config import LifecycleConfig
     >>> names = [f.name for f in feature_definitions(LifecycleConfig()) if not f.internal]
     >>> names[:3]
     ['n_events', 'days_since_first_event', 'days_since_last_event']
@@ -571,11 +574,12 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
 
 
 RFM_FEATURES: tuple[str, ...] = ("rfm_r", "rfm_f", "rfm_m")
-"""The RFM score columns :mod:`features.rfm` adds after the SQL (see :func:`rfm_features`)."""
+"""The RFM score columns :mod:`lifecycle.features.rfm` adds after the SQL (see
+:func:`rfm_features`)."""
 
 
 def rfm_features(config: LifecycleConfig) -> list[Feature]:
-    """Return the RFM scores as features: computed by :mod:`features.rfm`, not by SQL.
+    """Return the RFM scores as features: computed by :mod:`lifecycle.features.rfm`, not by SQL.
 
     Each is a whole score from 1 to ``config.rfm.bins`` against the reference population, 0
     for a customer without a purchase. A better recency score never raises churn risk.
@@ -613,7 +617,7 @@ def model_features(config: LifecycleConfig) -> list[Feature]:
     Returns
     -------
     list of Feature
-        The same columns as :func:`features.build.feature_columns`, each with its meaning.
+        The same columns as :func:`lifecycle.features.build.feature_columns`, each with its meaning.
 
     Examples
     --------

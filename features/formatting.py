@@ -4,14 +4,14 @@ The one formatter of the project: the marketer page, the driver sentences and th
 next-best-action reasons all write values through it, so an amount reads the same everywhere.
 Money takes its currency's decimals (none for KRW, JPY and the other
 :data:`ZERO_DECIMAL_CURRENCIES`, two otherwise); a missing value (None or NaN) reads as an em
-dash where a page cell shows it. Words (units, names) come from :mod:`features.glossary`.
+dash where a page cell shows it. Words (units, names) come from :mod:`lifecycle.features.glossary`.
 """
 
 from __future__ import annotations
 
 from datetime import date as Date
 
-from features.glossary import Lang, text
+from lifecycle.features.glossary import Lang, text
 
 MISSING = "\u2014"
 """What a missing value (None or NaN) reads as."""

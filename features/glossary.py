@@ -1,9 +1,12 @@
 """Every word a person reads, in English and Korean: the project's one glossary.
 
-This module owns the words; :mod:`features.formatting` owns how numbers, percentages, money,
+This module owns the words; :mod:`lifecycle.features.formatting` owns how numbers, percentages,
+money,
 dates and day counts are written. Together they are the only home of reader-facing text: the
-marketer page (``serving.i18n`` and its templates), the driver sentences (``serving.explain``)
-and the next-best-action reasons (``models.nba``) all take their words from here, so a stage,
+marketer page (``lifecycle.serving.i18n`` and its templates), the driver sentences
+(``lifecycle.serving.explain``)
+and the next-best-action reasons (``lifecycle.models.nba``) all take their words from here, so a
+stage,
 segment, event or channel has one name per language everywhere.
 
 The tables, each a mapping from a key to a phrase in both languages:
@@ -12,9 +15,9 @@ The tables, each a mapping from a key to a phrase in both languages:
 - :data:`TASK_LABELS`, :data:`STRENGTH_WORDS`, :data:`FAMILY_LABELS`: what the predictions are
   called, how strongly a feature moves one, and the feature families;
 - :data:`EVENT_NAMES`, :data:`CHANNEL_NAMES`: event types and channels (English singular; the
-  plural adds an ``s``, see :func:`features.formatting.plural`);
+  plural adds an ``s``, see :func:`lifecycle.features.formatting.plural`);
 - :data:`FEATURE_LABELS`: a feature's short name, by its sentence key (the English one is the
-  feature's description in :mod:`features.definitions`);
+  feature's description in :mod:`lifecycle.features.definitions`);
 - :data:`SENTENCES`: the driver sentence of each sentence key, in parts (``fact``, ``missing``,
   ``typical``, ``unit``); :data:`PHRASES`: the parts sentences share;
 - :data:`REASONS`: the next-best-action reasons; :data:`PAGE_WORDS`: the page's words.
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal, TypeAlias
 
-from features.schema import STAGES
+from lifecycle.features.schema import STAGES
 
 Lang: TypeAlias = Literal["en", "ko"]
 """A language of the glossary."""
@@ -77,7 +80,7 @@ SEGMENT_NAMES: dict[str, Phrase] = _pairs(
         "No purchase yet": ("No purchase yet", "구매 전"),
     }
 )
-"""RFM segments, by the segment id of :mod:`features.rfm`."""
+"""RFM segments, by the segment id of :mod:`lifecycle.features.rfm`."""
 
 TASK_LABELS: dict[str, Phrase] = _pairs(
     {
@@ -113,7 +116,7 @@ FAMILY_LABELS: dict[str, Phrase] = _pairs(
         "stage": ("lifecycle stage", "라이프사이클 단계"),
     }
 )
-"""Feature families (the ``family`` of :class:`features.definitions.Feature`)."""
+"""Feature families (the ``family`` of :class:`lifecycle.features.definitions.Feature`)."""
 
 EVENT_NAMES: dict[str, Phrase] = _pairs(
     {

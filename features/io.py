@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.mapping import CUSTOMER_COLUMNS, CustomerMapping, EventMapping
-from features.schema import DEFAULT_VOCABULARY, to_canonical_table
-from features.validate import (
+from lifecycle.features.mapping import CUSTOMER_COLUMNS, CustomerMapping, EventMapping
+from lifecycle.features.schema import DEFAULT_VOCABULARY, to_canonical_table
+from lifecycle.features.validate import (
     SchemaError,
     ValidationResult,
     as_text,
@@ -351,7 +351,7 @@ def load_customers(
 
 
 def write_events(events: pd.DataFrame, path: str | Path) -> Path:
-    """Write canonical events to Parquet with :data:`features.schema.EVENT_SCHEMA`.
+    """Write canonical events to Parquet with :data:`lifecycle.features.schema.EVENT_SCHEMA`.
 
     Parameters
     ----------
@@ -377,7 +377,7 @@ def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str,
     Parameters
     ----------
     result
-        Output of :func:`load_events` or :func:`features.validate.validate_events`.
+        Output of :func:`load_events` or :func:`lifecycle.features.validate.validate_events`.
     out_dir
         Folder, created when missing.
 

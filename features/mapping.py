@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.config import load_yaml
-from features.schema import CUSTOMER_SCHEMA, EVENT_COLUMNS
+from lifecycle.features.config import load_yaml
+from lifecycle.features.schema import CUSTOMER_SCHEMA, EVENT_COLUMNS
 
 CONSTANT_COLUMNS: tuple[str, ...] = ("event_type", "currency", "channel", "campaign_id")
 """Canonical columns that a mapping may fill with one value for every row."""
@@ -181,7 +181,7 @@ class CustomerMapping(_Strict):
 
 def _mappings_dir() -> Path:
     """Return the folder of shipped mapping files."""
-    return Path(str(resources.files("features") / "defaults" / "mappings"))
+    return Path(str(resources.files("lifecycle.features") / "defaults" / "mappings"))
 
 
 def shipped_mappings() -> tuple[str, ...]:

@@ -110,7 +110,8 @@ def rfm_columns(
     Parameters
     ----------
     features
-        Output of :func:`features.build.build_features` (needs ``cutoff`` and the three inputs).
+        Output of :func:`lifecycle.features.build.build_features` (needs ``cutoff`` and the three
+        inputs).
     bins
         Number of scores per dimension.
     reference

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
+from lifecycle.features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.integer[Any]]

@@ -1,7 +1,8 @@
 """Lifecycle stages at a cutoff and the funnel they form.
 
 The stage itself is computed with the other features (``stage_code`` in
-:mod:`features.definitions`, plus the optional top-RFM-tier loyalty in :mod:`features.build`),
+:mod:`lifecycle.features.definitions`, plus the optional top-RFM-tier loyalty in
+:mod:`lifecycle.features.build`),
 so training, serving and this report can never disagree about it.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.schema import STAGES
+from lifecycle.features.schema import STAGES
 
 
 def funnel(features: pd.DataFrame) -> pd.DataFrame:
@@ -18,7 +19,7 @@ def funnel(features: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     features
-        Output of :func:`features.build.build_features` for a single cutoff.
+        Output of :func:`lifecycle.features.build.build_features` for a single cutoff.
 
     Returns
     -------

@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.tseries.api import guess_datetime_format
 
-from features.mapping import EventMapping, TransactionMapping
-from features.schema import (
+from lifecycle.features.mapping import EventMapping, TransactionMapping
+from lifecycle.features.schema import (
     DEFAULT_VOCABULARY,
     EVENT_COLUMNS,
     REQUIRED_COLUMNS,

@@ -24,7 +24,7 @@ Examples
 --------
 >>> import lifecycle
 >>> lifecycle.simulate.__module__
-'features.simulate'
+'lifecycle.features.simulate'
 >>> from lifecycle import connect_store, promote  # doctest: +SKIP
 >>> promote(connect_store("sqlite:///mlflow.db"))  # doctest: +SKIP
 """
@@ -32,80 +32,93 @@ Examples
 from __future__ import annotations
 
 import importlib
+import importlib.util
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Installed, lifecycle.features, .models, .training and .serving sit inside this package (the
+# wheel) or are mapped to the repository's folders (the editable install). A Bento copies the
+# folders beside this one instead: let the subpackages resolve there too. This only widens
+# this package's search path; it puts nothing on sys.path.
+_BESIDE = Path(__file__).resolve().parent.parent
+if (
+    importlib.util.find_spec(f"{__name__}.serving") is None
+    and (_BESIDE / "serving" / "service.py").is_file()
+):
+    __path__.append(str(_BESIDE))
+
 if TYPE_CHECKING:
-    from features.build import build_features, feature_columns
-    from features.config import LifecycleConfig, load_config
-    from features.definitions import feature_definitions
-    from features.io import load_events, write_events
-    from features.mapping import load_mapping
-    from features.rfm import segment_table
-    from features.schema import STAGES
-    from features.simulate import simulate
-    from features.stages import funnel
-    from features.validate import validate_events
-    from models.store import connect as connect_store
-    from serving.client import connect
-    from serving.engine import Engine
-    from serving.errors import RequestError
-    from serving.population import build_population
-    from training.config import TrainingConfig, load_training_config
-    from training.metrics import lift_and_capture
-    from training.report import metrics_table
-    from training.tracking import (
+    from lifecycle.features.build import build_features, feature_columns
+    from lifecycle.features.config import LifecycleConfig, load_config
+    from lifecycle.features.definitions import feature_definitions
+    from lifecycle.features.io import load_events, write_events
+    from lifecycle.features.mapping import load_mapping
+    from lifecycle.features.rfm import segment_table
+    from lifecycle.features.schema import STAGES
+    from lifecycle.features.simulate import simulate
+    from lifecycle.features.stages import funnel
+    from lifecycle.features.validate import validate_events
+    from lifecycle.models.store import connect as connect_store
+    from lifecycle.serving.client import connect
+    from lifecycle.serving.engine import Engine
+    from lifecycle.serving.errors import RequestError
+    from lifecycle.serving.population import build_population
+    from lifecycle.training.config import TrainingConfig, load_training_config
+    from lifecycle.training.metrics import lift_and_capture
+    from lifecycle.training.report import metrics_table
+    from lifecycle.training.tracking import (
         format_promotions,
         format_rollbacks,
         promote,
         quiet_mlflow,
         rollback,
     )
-    from training.train import (
+    from lifecycle.training.train import (
         evaluation_figures,
         load_evaluation_scores,
         load_run_summary,
         score_customers,
         train_and_log,
     )
-    from training.uplift import learn_uplift
+    from lifecycle.training.uplift import learn_uplift
 
 _EXPORTS: dict[str, tuple[str, str]] = {
     # features
-    "STAGES": ("features.schema", "STAGES"),
-    "LifecycleConfig": ("features.config", "LifecycleConfig"),
-    "build_features": ("features.build", "build_features"),
-    "feature_columns": ("features.build", "feature_columns"),
-    "feature_definitions": ("features.definitions", "feature_definitions"),
-    "funnel": ("features.stages", "funnel"),
-    "load_config": ("features.config", "load_config"),
-    "load_events": ("features.io", "load_events"),
-    "load_mapping": ("features.mapping", "load_mapping"),
-    "segment_table": ("features.rfm", "segment_table"),
-    "simulate": ("features.simulate", "simulate"),
-    "validate_events": ("features.validate", "validate_events"),
-    "write_events": ("features.io", "write_events"),
+    "STAGES": ("lifecycle.features.schema", "STAGES"),
+    "LifecycleConfig": ("lifecycle.features.config", "LifecycleConfig"),
+    "build_features": ("lifecycle.features.build", "build_features"),
+    "feature_columns": ("lifecycle.features.build", "feature_columns"),
+    "feature_definitions": ("lifecycle.features.definitions", "feature_definitions"),
+    "funnel": ("lifecycle.features.stages", "funnel"),
+    "load_config": ("lifecycle.features.config", "load_config"),
+    "load_events": ("lifecycle.features.io", "load_events"),
+    "load_mapping": ("lifecycle.features.mapping", "load_mapping"),
+    "segment_table": ("lifecycle.features.rfm", "segment_table"),
+    "simulate": ("lifecycle.features.simulate", "simulate"),
+    "validate_events": ("lifecycle.features.validate", "validate_events"),
+    "write_events": ("lifecycle.features.io", "write_events"),
     # training and the model store
-    "TrainingConfig": ("training.config", "TrainingConfig"),
-    "connect_store": ("models.store", "connect"),
-    "evaluation_figures": ("training.train", "evaluation_figures"),
-    "format_promotions": ("training.tracking", "format_promotions"),
-    "format_rollbacks": ("training.tracking", "format_rollbacks"),
-    "learn_uplift": ("training.uplift", "learn_uplift"),
-    "lift_and_capture": ("training.metrics", "lift_and_capture"),
-    "load_evaluation_scores": ("training.train", "load_evaluation_scores"),
-    "load_run_summary": ("training.train", "load_run_summary"),
-    "load_training_config": ("training.config", "load_training_config"),
-    "metrics_table": ("training.report", "metrics_table"),
-    "promote": ("training.tracking", "promote"),
-    "quiet_mlflow": ("training.tracking", "quiet_mlflow"),
-    "rollback": ("training.tracking", "rollback"),
-    "score_customers": ("training.train", "score_customers"),
-    "train_and_log": ("training.train", "train_and_log"),
+    "TrainingConfig": ("lifecycle.training.config", "TrainingConfig"),
+    "connect_store": ("lifecycle.models.store", "connect"),
+    "evaluation_figures": ("lifecycle.training.train", "evaluation_figures"),
+    "format_promotions": ("lifecycle.training.tracking", "format_promotions"),
+    "format_rollbacks": ("lifecycle.training.tracking", "format_rollbacks"),
+    "learn_uplift": ("lifecycle.training.uplift", "learn_uplift"),
+    "lift_and_capture": ("lifecycle.training.metrics", "lift_and_capture"),
+    "load_evaluation_scores": ("lifecycle.training.train", "load_evaluation_scores"),
+    "load_run_summary": ("lifecycle.training.train", "load_run_summary"),
+    "load_training_config": ("lifecycle.training.config", "load_training_config"),
+    "metrics_table": ("lifecycle.training.report", "metrics_table"),
+    "promote": ("lifecycle.training.tracking", "promote"),
+    "quiet_mlflow": ("lifecycle.training.tracking", "quiet_mlflow"),
+    "rollback": ("lifecycle.training.tracking", "rollback"),
+    "score_customers": ("lifecycle.training.train", "score_customers"),
+    "train_and_log": ("lifecycle.training.train", "train_and_log"),
     # serving
-    "Engine": ("serving.engine", "Engine"),
-    "RequestError": ("serving.errors", "RequestError"),
-    "build_population": ("serving.population", "build_population"),
-    "connect": ("serving.client", "connect"),
+    "Engine": ("lifecycle.serving.engine", "Engine"),
+    "RequestError": ("lifecycle.serving.errors", "RequestError"),
+    "build_population": ("lifecycle.serving.population", "build_population"),
+    "connect": ("lifecycle.serving.client", "connect"),
 }
 
 __all__ = [

@@ -1,6 +1,7 @@
 """LightGBM estimators for the three predictions: next stage, churn risk and CLV with an interval.
 
-Each estimator takes the feature frame of :func:`features.build.build_features` (one row per
+Each estimator takes the feature frame of :func:`lifecycle.features.build.build_features` (one row
+per
 customer per cutoff), uses the feature columns it was fitted on, and answers with named columns
 (:meth:`predict_frame`), so serving and batch scoring never depend on column order. Rows a task
 does not apply to (a loyal customer has no next stage; a customer who never bought cannot churn)
@@ -25,7 +26,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from models.tasks import Task, eligible, spec
+from lifecycle.models.tasks import Task, eligible, spec
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -179,7 +180,7 @@ class LifecycleClassifier(_LgbmEstimator):
         below 2,000 rows or 100 of either class), or ``none``.
     monotone
         Feature name -> +1 / -1 monotone constraint (for churn training passes
-        :func:`features.definitions.churn_monotone`: the directions the features carry).
+        :func:`lifecycle.features.definitions.churn_monotone`: the directions the features carry).
     seed, threads
         LightGBM seed and thread count (both part of reproducibility).
     num_boost_round, early_stopping_rounds

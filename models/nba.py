@@ -15,12 +15,15 @@ Expected value of an action, in the catalog's currency:
 - ``none``: 0, the no-action every catalog has exactly one of.
 
 ``effect`` is the catalog's assumed absolute uplift unless a measured uplift for the action's
-campaign offer is given (for instance a row of :meth:`models.uplift.TwoModelUplift.predict_frame`);
+campaign offer is given (for instance a row of
+:meth:`lifecycle.models.uplift.TwoModelUplift.predict_frame`);
 the measured number then replaces it, whatever the outcome, and ``effect_source`` says
 ``estimated``. Ranking needs no pandas: it is plain Python over a handful of actions.
 
-The reasons' words (stage names included) come from :mod:`features.glossary` and their amounts
-and percentages from :mod:`features.formatting`, as on the page and in the driver sentences.
+The reasons' words (stage names included) come from :mod:`lifecycle.features.glossary` and their
+amounts
+and percentages from :mod:`lifecycle.features.formatting`, as on the page and in the driver
+sentences.
 """
 
 from __future__ import annotations
@@ -35,14 +38,14 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from features.config import load_yaml
-from features.formatting import money, percent
-from features.glossary import LANGS, Lang, stage_name, text
-from features.rfm import NO_PURCHASE, SEGMENTS
-from features.schema import STAGES
-from models.tasks import Outcome as TaskOutcome
+from lifecycle.features.config import load_yaml
+from lifecycle.features.formatting import money, percent
+from lifecycle.features.glossary import LANGS, Lang, stage_name, text
+from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.schema import STAGES
+from lifecycle.models.tasks import Outcome as TaskOutcome
 
-# What an action aims at; models.tasks says which task's drivers each one's reason cites.
+# What an action aims at; lifecycle.models.tasks says which task's drivers each one's reason cites.
 Outcome: TypeAlias = TaskOutcome
 EffectSource: TypeAlias = Literal["assumed", "estimated"]
 PredictionName: TypeAlias = Literal["next_stage_probability", "churn_risk", "clv", "clv_at_risk"]
@@ -501,7 +504,7 @@ def recommend(
     catalog
         The actions (see :func:`load_catalog`).
     stage
-        The customer's lifecycle stage (one of :data:`features.schema.STAGES`).
+        The customer's lifecycle stage (one of :data:`lifecycle.features.schema.STAGES`).
     segment
         The customer's RFM segment (one of :data:`ALL_SEGMENTS`).
     predictions
@@ -509,7 +512,8 @@ def recommend(
         does not apply (loyalty has no next stage, a customer who never bought cannot churn).
     uplift
         Measured uplift per campaign offer for this customer (e.g. one row of
-        :meth:`models.uplift.TwoModelUplift.predict_frame`); it replaces an action's assumed
+        :meth:`lifecycle.models.uplift.TwoModelUplift.predict_frame`); it replaces an action's
+        assumed
         effect, clipped to [-1, 1], when the action's offer is present and not NaN.
     lang
         Language of the names and the reason.

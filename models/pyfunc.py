@@ -1,6 +1,7 @@
 """The MLflow pyfunc wrapper that registered lifecycle models are logged as.
 
-A registered version holds one fitted estimator of :mod:`models.lgbm` (pickled with joblib as
+A registered version holds one fitted estimator of :mod:`lifecycle.models.lgbm` (pickled with
+joblib as
 the artifact ``model``). ``mlflow.pyfunc.load_model(uri).predict(features)`` returns the
 task's output columns; ``unwrap_python_model().estimator`` gives the estimator itself, whose
 boosters answer ``pred_contrib`` for explanations. Importing this module imports MLflow, so only
@@ -16,13 +17,13 @@ import joblib
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from models.lgbm import LifecycleEstimator
+from lifecycle.models.lgbm import LifecycleEstimator
 
 ARTIFACT = "model"
 
 
 class LifecyclePyfunc(PythonModel):
-    """Serve a fitted :class:`models.lgbm.LifecycleClassifier` or :class:`ClvRegressor`."""
+    """Serve a fitted :class:`~lifecycle.models.lgbm.LifecycleClassifier` or ``ClvRegressor``."""
 
     estimator: LifecycleEstimator
 

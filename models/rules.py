@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from models.tasks import TASKS, Task
+from lifecycle.models.tasks import TASKS, Task
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -63,7 +63,7 @@ def last_period(task: Task, features: pd.DataFrame, *, horizon_days: int) -> Flo
         ``clv``: purchase revenue over the trailing feature window closest to the horizon,
         scaled to the horizon (:data:`LAST_PERIOD` holds one rule per task).
     features
-        Rows of :func:`features.build.build_features`.
+        Rows of :func:`lifecycle.features.build.build_features`.
     horizon_days
         The task's horizon.
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from models.tasks import Task, eligible
+from lifecycle.models.tasks import Task, eligible
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -58,7 +58,7 @@ def feature_positions(
 def eligibility(
     x: FloatArray, feature_names: Sequence[str], tasks: Sequence[Task]
 ) -> dict[Task, npt.NDArray[np.bool_]]:
-    """Which rows of a feature matrix each task scores (:func:`models.tasks.eligible`)."""
+    """Which rows of a feature matrix each task scores (:func:`lifecycle.models.tasks.eligible`)."""
     cols = {
         "stage_code": x[:, list(feature_names).index("stage_code")],
         "n_purchases": x[:, list(feature_names).index("n_purchases")],

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from features.config import LifecycleConfig
-from models.tasks import SPECS, TASKS, Task, spec
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.models.tasks import SPECS, TASKS, Task, spec
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -352,7 +352,7 @@ def load_version(client: MlflowClient, task: Task, name: str, version: str) -> L
     """
     import mlflow
 
-    from models.lgbm import ClvRegressor, LifecycleClassifier
+    from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
 
     where = f"{name} v{version}"
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")

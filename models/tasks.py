@@ -8,7 +8,8 @@ name, the metrics the service shows, which action reasons cite its drivers, whet
 features' monotone directions, and its intended use.
 
 Adding a task means adding its name to :data:`Task`, one :class:`TaskSpec` to :data:`SPECS` and
-its label (``training.labels``). A spec that lacks a fact does not construct (every field is
+its label (``lifecycle.training.labels``). A spec that lacks a fact does not construct (every field
+is
 required), and a task without a spec fails at import. Kept free of LightGBM, MLflow and pandas
 so that serving, the CLI and the page import it cheaply.
 """
@@ -30,7 +31,7 @@ Eligibility: TypeAlias = Literal["below_last_stage", "has_purchase", "everyone"]
 Scale: TypeAlias = Literal["log_odds", "log_value"]
 Direction: TypeAlias = Literal["up", "down"]
 Outcome: TypeAlias = Literal["next_stage", "retention", "value", "none"]
-"""What a next-best-action aims at (see :mod:`models.nba`)."""
+"""What a next-best-action aims at (see :mod:`lifecycle.models.nba`)."""
 
 LAST_STAGE_CODE = 4
 """``stage_code`` of loyalty, the last stage: there is no next stage to move to."""
@@ -63,7 +64,7 @@ class TaskSpec:
         Which customers the task applies to: ``below_last_stage`` (there is a next stage),
         ``has_purchase`` (at least one purchase) or ``everyone``.
     horizon_field
-        The field of ``training.config.Horizons`` that holds the task's horizon in days.
+        The field of ``lifecycle.training.config.Horizons`` that holds the task's horizon in days.
     primary_metric
         The metric that decides a promotion, its direction and tolerance.
     headline_metrics
@@ -295,7 +296,7 @@ def eligible(task: Task, features: Mapping[str, npt.ArrayLike] | object) -> npt.
     task
         A task; its :attr:`TaskSpec.eligibility` decides.
     features
-        Rows of :func:`features.build.build_features` (a DataFrame), or a mapping of its
+        Rows of :func:`lifecycle.features.build.build_features` (a DataFrame), or a mapping of its
         ``stage_code`` and ``n_purchases`` columns to arrays.
 
     Returns

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.build import (
+from lifecycle.features.build import (
     DAY_US,
     KEY_COLUMNS,
     EventSource,
@@ -30,14 +30,15 @@ from features.build import (
     register_events,
     sql_list,
 )
-from features.config import LifecycleConfig
-from models.lgbm import base_params, matrix
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.models.lgbm import base_params, matrix
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 CAMPAIGN_COLUMNS: tuple[str, ...] = ("customer_id", "campaign_id", "offer", "sent_ts", "group")
-"""Columns a campaign table needs (``campaigns.parquet`` of :func:`features.simulate.simulate`)."""
+"""Columns a campaign table needs (``campaigns.parquet`` of
+:func:`lifecycle.features.simulate.simulate`)."""
 
 GROUPS: tuple[str, ...] = ("treatment", "control")
 """Values of the campaign table's ``group`` column."""
@@ -226,7 +227,8 @@ def campaign_frame(
     pandas.DataFrame
         One row per targeted customer per send, sorted by ``cutoff``, ``customer_id`` and
         ``campaign_id``: :data:`FRAME_COLUMNS` (``cutoff`` is the send time, ``treated`` a bool,
-        ``purchased`` 0/1) then :func:`features.build.feature_columns`. Features use events
+        ``purchased`` 0/1) then :func:`lifecycle.features.build.feature_columns`. Features use
+        events
         strictly before the send, so a treated customer's exposure at the send is not counted.
         Targeted customers with no event before the send have no features and are left out.
 
@@ -363,7 +365,7 @@ class TwoModelUplift:
     Parameters
     ----------
     feature_names
-        Feature columns, in order (e.g. :func:`features.build.feature_columns`).
+        Feature columns, in order (e.g. :func:`lifecycle.features.build.feature_columns`).
     seed, threads
         LightGBM seed and threads, and the seed of the holdout split.
     params
@@ -515,7 +517,7 @@ class TwoModelUplift:
         Parameters
         ----------
         features
-            Rows with the feature columns (e.g. :func:`features.build.build_features`).
+            Rows with the feature columns (e.g. :func:`lifecycle.features.build.build_features`).
 
         Returns
         -------

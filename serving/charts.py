@@ -3,8 +3,8 @@
 No JavaScript and no hover: labels sit left of each bar and values right of it, so a chart
 reads the same printed, on a phone or through a screen reader (each chart has a title and a
 description, and the page shows the same numbers in a table next to it). Labels and values
-come written (:mod:`serving.i18n`); the charts only write effect sizes, with
-:func:`features.formatting.number`.
+come written (:mod:`lifecycle.serving.i18n`); the charts only write effect sizes, with
+:func:`lifecycle.features.formatting.number`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from features.formatting import number
+from lifecycle.features.formatting import number
 
 INK = "#1f2933"
 MUTED = "#52606d"

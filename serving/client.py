@@ -2,7 +2,8 @@
 
 Both speak the API's JSON: a request is the dict a ``/predict`` body would hold, an answer is
 the dict the service would send back (times as ISO text, missing values as ``None``), and a
-client's mistake raises :class:`~serving.errors.RequestError` with the service's status, code,
+client's mistake raises :class:`~lifecycle.serving.errors.RequestError` with the service's status,
+code,
 message and fields. A script or notebook written against one runs unchanged on the other.
 
 Importing this module is light: :class:`HttpClient` and the errors need httpx and pydantic
@@ -25,16 +26,16 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from serving.errors import (
+from lifecycle.serving.errors import (
     RequestError,
     ServiceUnavailable,
     UnexpectedResponse,
     validation_fields,
 )
-from serving.schemas import BatchRequest, PredictRequest
+from lifecycle.serving.schemas import BatchRequest, PredictRequest
 
 if TYPE_CHECKING:
-    from serving.engine import Engine
+    from lifecycle.serving.engine import Engine
 
 __all__ = [
     "HttpClient",
@@ -63,7 +64,8 @@ class HttpClient:
     transport
         An httpx transport (tests use ``httpx.MockTransport``); default: the network.
 
-    Calls raise :class:`~serving.errors.RequestError` for the API's 4xx answers (the request's
+    Calls raise :class:`~lifecycle.serving.errors.RequestError` for the API's 4xx answers (the
+    request's
     mistake), :class:`ServiceUnavailable` for 503, :class:`UnexpectedResponse` for anything
     that is not the API's JSON, and httpx's errors (such as ``httpx.TimeoutException``) when
     no answer comes.
@@ -93,7 +95,7 @@ class HttpClient:
             return False
 
     def predict(self, **request: Any) -> dict[str, Any]:
-        """POST ``/predict``; see :class:`serving.schemas.PredictRequest` for the fields."""
+        """POST ``/predict``; the fields: :class:`~lifecycle.serving.schemas.PredictRequest`."""
         return self._call("POST", "/predict", request)
 
     def predict_batch(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -134,7 +136,7 @@ class HttpClient:
 
 
 class InProcessClient:
-    """The same API answered by an :class:`~serving.engine.Engine` in this process.
+    """The same API answered by an :class:`~lifecycle.serving.engine.Engine` in this process.
 
     Requests go through the same schema checks as the service's (JSON mode, strict), and
     answers through the same JSON encoding, so they equal what HTTP would return.
@@ -147,7 +149,7 @@ class InProcessClient:
         self.where = f"in-process ({', '.join(f'{n} v{v}' for n, v in engine.versions.items())})"
 
     def predict(self, **request: Any) -> dict[str, Any]:
-        """Answer one request; see :class:`serving.schemas.PredictRequest` for the fields."""
+        """Answer one request; the fields: :class:`~lifecycle.serving.schemas.PredictRequest`."""
         parsed = _parse(PredictRequest, request)
         return _plain(self.engine.predict([parsed])[0])
 
@@ -195,7 +197,7 @@ def connect(
     fallback
         Answer in-process when the service is not ready; False raises ``ConnectionError``.
     **settings
-        :class:`~serving.settings.ServeSettings` fields for the in-process engine, such as
+        :class:`~lifecycle.serving.settings.ServeSettings` fields for the in-process engine, such as
         ``tracking_uri``, ``lookup``, ``events``, ``alias`` or ``currency``; the rest come from
         the ``LIFECYCLE_*`` variables, as for the service, so both answer alike.
 
@@ -208,7 +210,7 @@ def connect(
     ------
     ConnectionError
         When the service is not ready and ``fallback`` is False.
-    serving.engine.ServiceError
+    lifecycle.serving.engine.ServiceError
         When the models cannot be loaded here.
     """
     if url is not None:
@@ -222,8 +224,8 @@ def connect(
             f"no service ready at {url} (GET /readyz): answering in-process", stacklevel=2
         )
     if engine is None:
-        from serving.engine import Engine
-        from serving.settings import ServeSettings
+        from lifecycle.serving.engine import Engine
+        from lifecycle.serving.settings import ServeSettings
 
         engine = Engine.from_settings(ServeSettings(**settings))
     return InProcessClient(engine)

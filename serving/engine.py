@@ -28,16 +28,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.build import build_features, feature_columns, parse_cutoff, typical_values
-from features.config import LifecycleConfig
-from features.definitions import model_features
-from features.rfm import rfm_segment
-from features.schema import STAGES
-from features.validate import validate_events
-from models.lgbm import ClvRegressor, LifecycleClassifier
-from models.nba import ActionCatalog, load_catalog, recommend
-from models.scoring import eligibility, feature_positions, predict_outputs
-from models.store import (
+from lifecycle.features.build import build_features, feature_columns, parse_cutoff, typical_values
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.definitions import model_features
+from lifecycle.features.rfm import rfm_segment
+from lifecycle.features.schema import STAGES
+from lifecycle.features.validate import validate_events
+from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
+from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
+from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
+from lifecycle.models.store import (
     UPLIFT_NAME,
     ModelRecord,
     StoreError,
@@ -46,11 +46,11 @@ from models.store import (
     open_store,
     shared_lifecycle,
 )
-from models.tasks import REASON_DRIVER, TASKS, Task, spec
-from serving.errors import RequestError
-from serving.explain import explain
-from serving.schemas import ModelInfo, PredictRequest, PredictResponse
-from serving.settings import ServeSettings
+from lifecycle.models.tasks import REASON_DRIVER, TASKS, Task, spec
+from lifecycle.serving.errors import RequestError
+from lifecycle.serving.explain import explain
+from lifecycle.serving.schemas import ModelInfo, PredictRequest, PredictResponse
+from lifecycle.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class ServedModel:
     columns: npt.NDArray[np.intp] | None
     """Positions of the model's features in the engine's feature list (None: the same list)."""
     record: ModelRecord
-    """What the training run recorded for serving (checked on load; see models.store)."""
+    """What the training run recorded for serving (checked on load; see lifecycle.models.store)."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class Engine:
         alias
             Registry alias to serve.
         names
-            Registered name per task (default: each :class:`models.tasks.TaskSpec`'s).
+            Registered name per task (default: each :class:`lifecycle.models.tasks.TaskSpec`'s).
         lookup
             Parquet written by ``lifecycle score``: the customers served by id.
         events
@@ -598,7 +598,7 @@ class Engine:
 
     def recent_events(self, customer_id: str, limit: int = 15) -> list[dict[str, Any]]:
         """Return the customer's latest events before the lookup cutoff, newest first."""
-        from features.build import event_files
+        from lifecycle.features.build import event_files
 
         if self.events_path is None or self.lookup is None:
             return []
@@ -632,7 +632,7 @@ class Engine:
             404 for a customer who is not in the lookup table; 422 for one the task does not
             apply to (churn for a customer who never bought; next stage at the last stage).
         """
-        from models.lgbm import shap_explanation
+        from lifecycle.models.lgbm import shap_explanation
 
         model = self.models[task]
         names = model.estimator.feature_names
@@ -789,7 +789,7 @@ def build_lookup(
     events: str | Path | pd.DataFrame, config: LifecycleConfig, *, cutoff: str | None = None
 ) -> Lookup:
     """Build the lookup table from canonical events (features at ``cutoff``)."""
-    from features.build import event_time_range
+    from lifecycle.features.build import event_time_range
 
     if cutoff is None:
         last = event_time_range(events)[1]

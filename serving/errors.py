@@ -36,7 +36,7 @@ class RequestError(Exception):
         self.fields = list(fields)
 
     def body(self) -> dict[str, Any]:
-        """Return the JSON error body (see :class:`serving.schemas.ErrorResponse`)."""
+        """Return the JSON error body (see :class:`lifecycle.serving.schemas.ErrorResponse`)."""
         return {
             "error": self.code,
             "message": self.message,

@@ -10,10 +10,13 @@ strongly (:data:`STRENGTH_THRESHOLDS`).
 SHAP values describe the model, not the customer's motives, so a sentence only ever says that a
 value *raises* or *lowers* the predicted score; it never claims a cause.
 
-A feature's sentence comes from its definition (:class:`features.definitions.Feature`): its
-``sentence`` key names the wording in :mod:`features.glossary`, its ``params`` (window days,
+A feature's sentence comes from its definition (:class:`lifecycle.features.definitions.Feature`):
+its
+``sentence`` key names the wording in :mod:`lifecycle.features.glossary`, its ``params`` (window
+days,
 event type, channel) fill it, and its ``kind`` says how the value is written
-(:mod:`features.formatting`). So every feature a config defines has its own sentence, whatever
+(:mod:`lifecycle.features.formatting`). So every feature a config defines has its own sentence,
+whatever
 its windows, event types and channels; a sentence key the glossary lacks is an error, raised
 when a config's sentences are first built.
 
@@ -35,10 +38,10 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from features import formatting as fmt
-from features.config import LifecycleConfig
-from features.definitions import Feature, Kind, model_features
-from features.glossary import (
+from lifecycle.features import formatting as fmt
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.definitions import Feature, Kind, model_features
+from lifecycle.features.glossary import (
     FAMILY_LABELS,
     LANGS,
     STAGE_NAMES_BY_CODE,
@@ -49,7 +52,7 @@ from features.glossary import (
     plain,
     text,
 )
-from models.tasks import TASKS, Task, spec
+from lifecycle.models.tasks import TASKS, Task, spec
 
 Strength = Literal["slightly", "moderately", "strongly"]
 Direction = Literal["up", "down"]
@@ -57,7 +60,8 @@ Direction = Literal["up", "down"]
 STRENGTH_THRESHOLDS: Mapping[Task, tuple[float, float]] = {
     task: spec(task).strength_thresholds for task in TASKS
 }
-"""Bounds on ``|contribution|`` per task (:attr:`models.tasks.TaskSpec.strength_thresholds`):
+"""Bounds on ``|contribution|`` per task
+(:attr:`lifecycle.models.tasks.TaskSpec.strength_thresholds`):
 below the first reads "slightly", below the second "moderately", anything else "strongly"."""
 
 FloatArray = npt.NDArray[np.float64]

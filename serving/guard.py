@@ -25,9 +25,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from serving.errors import validation_fields
-from serving.schemas import BatchRequest, ModelInfoRequest, PredictRequest
-from serving.settings import ServeSettings
+from lifecycle.serving.errors import validation_fields
+from lifecycle.serving.schemas import BatchRequest, ModelInfoRequest, PredictRequest
+from lifecycle.serving.settings import ServeSettings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -80,7 +80,7 @@ RUNTIME = Runtime()
 
 
 def error_body(status: int, code: str, message: str, fields: list[dict[str, str]]) -> bytes:
-    """Return the JSON of an error (see :class:`serving.schemas.ErrorResponse`)."""
+    """Return the JSON of an error (see :class:`lifecycle.serving.schemas.ErrorResponse`)."""
     return json.dumps({"error": code, "message": message, "fields": fields}).encode()
 
 

@@ -1,7 +1,8 @@
 """The marketer page's words and formats: thin helpers over the glossary and the formatter.
 
-Every word lives in :mod:`features.glossary` and every number, percentage, amount and date
-format in :mod:`features.formatting` (shared with the driver sentences and the next-best-action
+Every word lives in :mod:`lifecycle.features.glossary` and every number, percentage, amount and date
+format in :mod:`lifecycle.features.formatting` (shared with the driver sentences and the
+next-best-action
 reasons). This module gives the page and its templates the helpers they call, with the page's
 choices: English stage names capitalised, feature labels by each feature's sentence key.
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from features import glossary
-from features.config import LifecycleConfig
-from features.definitions import Feature, model_features
-from features.formatting import date, money, number, percent
-from features.glossary import LANGS, Lang
+from lifecycle.features import glossary
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.definitions import Feature, model_features
+from lifecycle.features.formatting import date, money, number, percent
+from lifecycle.features.glossary import LANGS, Lang
 
 __all__ = [
     "LANGS",
@@ -34,7 +35,7 @@ __all__ = [
 
 
 def text(key: str, lang: Lang, **values: object) -> str:
-    """Return the page's phrase ``key`` (see :data:`features.glossary.PAGE_WORDS`) in ``lang``."""
+    """Return the page's phrase ``key`` (:data:`~lifecycle.features.glossary.PAGE_WORDS`)."""
     return glossary.text(f"page.{key}", lang, **values)
 
 

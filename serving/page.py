@@ -36,12 +36,18 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from features.rfm import NO_PURCHASE, SEGMENTS
-from features.schema import STAGES
-from serving import charts, i18n
-from serving.guard import RUNTIME, Runtime
-from serving.population import SORTABLE, Population, build_population, customers_of, overview_json
-from serving.schemas import PredictRequest
+from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.schema import STAGES
+from lifecycle.serving import charts, i18n
+from lifecycle.serving.guard import RUNTIME, Runtime
+from lifecycle.serving.population import (
+    SORTABLE,
+    Population,
+    build_population,
+    customers_of,
+    overview_json,
+)
+from lifecycle.serving.schemas import PredictRequest
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "lifecycle_session"

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.rfm import NO_PURCHASE, SEGMENTS
-from features.schema import STAGES
-from models.nba import recommend
-from models.scoring import predict_outputs
-from models.tasks import TASKS, eligible
-from serving.engine import Engine
+from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.schema import STAGES
+from lifecycle.models.nba import recommend
+from lifecycle.models.scoring import predict_outputs
+from lifecycle.models.tasks import TASKS, eligible
+from lifecycle.serving.engine import Engine
 
 DRIVER_SAMPLE = 2000
 """Customers whose churn SHAP values are averaged for the population's top churn drivers."""

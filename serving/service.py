@@ -1,6 +1,6 @@
 """The BentoML prediction service: ``bentoml serve`` from the project root, or ``lifecycle serve``.
 
-Endpoints (JSON; schemas in :mod:`serving.schemas`, published at ``/docs.json``):
+Endpoints (JSON; schemas in :mod:`lifecycle.serving.schemas`, published at ``/docs.json``):
 
 - ``POST /predict``: one customer by ``customer_id``, raw ``events`` or a ``features`` row;
 - ``POST /predict_batch``: up to ``LIFECYCLE_MAX_BATCH`` items, the same answers as one by one;
@@ -32,11 +32,11 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from serving.engine import BATCH_ROWS, Engine
-from serving.errors import RequestError
-from serving.guard import RUNTIME, STATE_KEY, RequestGuard
-from serving.page import create_app
-from serving.schemas import (
+from lifecycle.serving.engine import BATCH_ROWS, Engine
+from lifecycle.serving.errors import RequestError
+from lifecycle.serving.guard import RUNTIME, STATE_KEY, RequestGuard
+from lifecycle.serving.page import create_app
+from lifecycle.serving.schemas import (
     BatchRequest,
     BatchResponse,
     ModelInfo,

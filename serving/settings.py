@@ -79,8 +79,13 @@ def missing_models(settings: ServeSettings) -> str | None:
     >>> missing_models(settings).split(";")[0]
     'no MLflow store at /nowhere/mlflow.db'
     """
-    from models.store import alias_version, missing_store, open_store, resolve_tracking_uri
-    from models.tasks import REGISTERED_NAMES
+    from lifecycle.models.store import (
+        alias_version,
+        missing_store,
+        open_store,
+        resolve_tracking_uri,
+    )
+    from lifecycle.models.tasks import REGISTERED_NAMES
 
     uri = resolve_tracking_uri(settings.tracking_uri)
     problem = missing_store(uri)

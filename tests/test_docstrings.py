@@ -9,18 +9,26 @@ import pkgutil
 
 import pytest
 
-PACKAGES = ("features", "models", "training", "serving", "lifecycle")
-NEEDS_EXTRA = {"models.baselines": "pymc_marketing"}
+PACKAGES = (
+    "lifecycle",
+    "lifecycle.features",
+    "lifecycle.models",
+    "lifecycle.training",
+    "lifecycle.serving",
+)
+NEEDS_EXTRA = {"lifecycle.models.baselines": "pymc_marketing"}
 """Modules whose examples need an optional extra (``baselines``): skipped without it."""
 
 
 def _modules() -> list[str]:
     names = []
     for package in PACKAGES:
-        names.append(package)
+        if package not in names:
+            names.append(package)
         path = importlib.import_module(package).__path__
         for info in pkgutil.walk_packages(path, f"{package}."):
-            if not info.name.endswith("__main__"):  # running it is the module's job
+            # running __main__ is the module's job
+            if not info.name.endswith("__main__") and info.name not in names:
                 names.append(info.name)
     return sorted(names)
 

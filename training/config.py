@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.config import LifecycleConfig, load_config
-from models.tasks import TASKS, Task, spec
+from lifecycle.features.config import LifecycleConfig, load_config
+from lifecycle.models.tasks import TASKS, Task, spec
 
 
 class _Strict(BaseModel):
@@ -106,7 +106,7 @@ class TrainingConfig(_Strict):
 
 def default_training_path() -> Path:
     """Return the path of the shipped, commented ``training.yaml``."""
-    return Path(str(resources.files("training") / "defaults" / "training.yaml"))
+    return Path(str(resources.files("lifecycle.training") / "defaults" / "training.yaml"))
 
 
 def load_training_config(path: str | Path | None = None) -> TrainingConfig:

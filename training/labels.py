@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.build import (
+from lifecycle.features.build import (
     EventLog,
     build_features,
     connect,
@@ -34,9 +34,9 @@ from features.build import (
     revenue_micro_sql,
     sql_list,
 )
-from features.config import LifecycleConfig
-from features.definitions import DAY_US
-from models.tasks import TASKS, Task, eligible
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.definitions import DAY_US
+from lifecycle.models.tasks import TASKS, Task, eligible
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -54,7 +54,7 @@ def observation_end(
     ----------
     events
         Canonical events (frame, Arrow table or Parquet path), or an already read
-        :class:`features.build.EventLog`.
+        :class:`lifecycle.features.build.EventLog`.
     observed_until
         An explicit end; default: midnight UTC after the last event.
 
@@ -170,7 +170,7 @@ def build_labels(
     events
         The canonical events the features were built from.
     features
-        Rows of :func:`features.build.build_features` (``customer_id``, ``cutoff``, ...).
+        Rows of :func:`lifecycle.features.build.build_features` (``customer_id``, ``cutoff``, ...).
     task
         ``next_stage``, ``churn`` or ``clv``.
     horizon_days

@@ -15,29 +15,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.build import (
+from lifecycle.features.build import (
     EventLog,
     build_features,
     feature_columns,
     monthly_cutoffs,
     read_event_log,
 )
-from features.definitions import churn_monotone
-from features.schema import STAGES
-from models.lgbm import (
+from lifecycle.features.definitions import churn_monotone
+from lifecycle.features.schema import STAGES
+from lifecycle.models.lgbm import (
     ClvRegressor,
     FloatArray,
     LifecycleClassifier,
     LifecycleEstimator,
     matrix,
 )
-from models.rules import RfmCellRate, last_period
-from models.tasks import Task, eligible, spec
-from training.config import TrainingConfig
-from training.labels import build_labels, observation_end, window_end
-from training.metrics import classification_metrics, metrics_by_group, regression_metrics
-from training.splits import Split, SplitError, customer_groups, customer_split, time_split
-from training.tune import TuningResult, tune
+from lifecycle.models.rules import RfmCellRate, last_period
+from lifecycle.models.tasks import Task, eligible, spec
+from lifecycle.training.config import TrainingConfig
+from lifecycle.training.labels import build_labels, observation_end, window_end
+from lifecycle.training.metrics import classification_metrics, metrics_by_group, regression_metrics
+from lifecycle.training.splits import Split, SplitError, customer_groups, customer_split, time_split
+from lifecycle.training.tune import TuningResult, tune
 
 Progress = Callable[[str], None]
 
@@ -141,7 +141,7 @@ def _bgnbd_scores(
     if output is None or "bgnbd" not in config.baselines:
         return None
     try:
-        from models.baselines import BetaGeoGammaGammaBaseline, rfm_summary
+        from lifecycle.models.baselines import BetaGeoGammaGammaBaseline, rfm_summary
     except ImportError:  # the optional `baselines` extra is not installed
         return None
     if output == "p_no_purchase" and set(config.qualifying_events()) != set(
@@ -174,7 +174,7 @@ def _bgnbd_scores(
 
 def _purchase_log(events: Any, config: TrainingConfig) -> pd.DataFrame:
     """Purchase and refund events as a frame (what BTYD models need)."""
-    from features.build import connect, register_events
+    from lifecycle.features.build import connect, register_events
 
     wanted = (*config.lifecycle.stages.purchase_events, *config.lifecycle.features.refund_events)
     con = connect()

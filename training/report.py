@@ -20,9 +20,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from models.lgbm import import_shap, shap_explanation
-from models.tasks import spec
-from training.metrics import prediction_deciles
+from lifecycle.models.lgbm import import_shap, shap_explanation
+from lifecycle.models.tasks import spec
+from lifecycle.training.metrics import prediction_deciles
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -193,7 +193,7 @@ def gain_figure(
 def deciles_figure(y_true: npt.ArrayLike, pred: npt.ArrayLike, *, title: str = "") -> Figure:
     """Draw mean actual and mean predicted value per prediction decile.
 
-    Deciles follow :func:`training.metrics.prediction_deciles`: decile 1 holds the highest
+    Deciles follow :func:`lifecycle.training.metrics.prediction_deciles`: decile 1 holds the highest
     predictions.
 
     Parameters
@@ -367,8 +367,8 @@ def metrics_table(summary: Mapping[str, Any], task: str) -> pd.DataFrame:
     Parameters
     ----------
     summary
-        A run's summary (:func:`training.train.train_and_log`, or read back with
-        :func:`training.train.load_run_summary`).
+        A run's summary (:func:`lifecycle.training.train.train_and_log`, or read back with
+        :func:`lifecycle.training.train.load_run_summary`).
     task
         ``next_stage``, ``churn`` or ``clv``.
 

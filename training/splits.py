@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from training.labels import complete_cutoffs, window_end
+from lifecycle.training.labels import complete_cutoffs, window_end
 
 
 class SplitError(ValueError):

@@ -40,13 +40,19 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.store import CHALLENGER, CHAMPION, ModelRecord, artifact_root_for, record_metadata
-from models.tasks import REGISTERED_NAMES, SPECS, PrimaryMetric, spec, task_of_model
+from lifecycle.models.store import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRecord,
+    artifact_root_for,
+    record_metadata,
+)
+from lifecycle.models.tasks import REGISTERED_NAMES, SPECS, PrimaryMetric, spec, task_of_model
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
-    from models.lgbm import LifecycleEstimator
+    from lifecycle.models.lgbm import LifecycleEstimator
 
 HISTORY_TAG = "champion_history"
 """Registered-model tag: JSON list of earlier champion versions, oldest first."""
@@ -366,18 +372,20 @@ def log_estimator(
     Parameters
     ----------
     estimator
-        Fitted :class:`models.lgbm.LifecycleClassifier` or :class:`models.lgbm.ClvRegressor`.
+        Fitted :class:`lifecycle.models.lgbm.LifecycleClassifier` or
+        :class:`lifecycle.models.lgbm.ClvRegressor`.
     task
         ``next_stage``, ``churn`` or ``clv``; also the model's name within the run.
     registered_name
         Registered model name (see :data:`REGISTERED_NAMES`).
     input_example
-        Feature rows as :func:`features.build.build_features` makes them (MLflow enforces
+        Feature rows as :func:`lifecycle.features.build.build_features` makes them (MLflow enforces
         their dtypes when the model is called: an integer column rejects floats); the
         signature is inferred from them and the estimator's predictions on them, and the
         first few are stored as the example.
     record
-        What serving needs from this run (:class:`models.store.ModelRecord`), stored in the
+        What serving needs from this run (:class:`lifecycle.models.store.ModelRecord`), stored in
+        the
         model's MLmodel metadata and checked whenever the version is loaded; a version
         logged without one (the uplift model) cannot be served as a lifecycle task.
     tags
@@ -390,7 +398,7 @@ def log_estimator(
     """
     from mlflow.models import infer_signature
 
-    from models.pyfunc import ARTIFACT, LifecyclePyfunc, save_estimator
+    from lifecycle.models.pyfunc import ARTIFACT, LifecyclePyfunc, save_estimator
 
     run = mlflow.active_run()
     if run is None:

@@ -1,7 +1,8 @@
 """One training run end to end: train and evaluate, write plots and reports, log to MLflow.
 
-The wiring of :mod:`training.pipeline` (pure work), :mod:`training.report` (files) and
-:mod:`training.tracking` (MLflow), used by ``lifecycle train`` and by notebooks.
+The wiring of :mod:`lifecycle.training.pipeline` (pure work), :mod:`lifecycle.training.report`
+(files) and
+:mod:`lifecycle.training.tracking` (MLflow), used by ``lifecycle train`` and by notebooks.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.build import typical_values
-from features.config import LifecycleConfig
-from models import store
-from models.store import ModelRecord
-from models.tasks import Task, spec
-from training import report, tracking
-from training.config import TrainingConfig
-from training.pipeline import Progress, TaskResult, TrainingResult, run_training
+from lifecycle.features.build import typical_values
+from lifecycle.features.config import LifecycleConfig
+from lifecycle.models import store
+from lifecycle.models.store import ModelRecord
+from lifecycle.models.tasks import Task, spec
+from lifecycle.training import report, tracking
+from lifecycle.training.config import TrainingConfig
+from lifecycle.training.pipeline import Progress, TaskResult, TrainingResult, run_training
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -150,9 +151,9 @@ def model_record(
     """Return what serving needs from this run for one task's registered version.
 
     The lifecycle config the features were built with, the split, the headline metrics
-    (:attr:`models.tasks.TaskSpec.headline_metrics`) and the typical feature values of the
+    (:attr:`lifecycle.models.tasks.TaskSpec.headline_metrics`) and the typical feature values of the
     evaluation population; logged in the version's MLmodel metadata (see
-    :mod:`models.store`).
+    :mod:`lifecycle.models.store`).
     """
     task = result.task
     overall = summary["tasks"][task]["metrics"]["model"]["overall"]
@@ -385,10 +386,10 @@ def score_customers(
     LookupError
         When no model (or a task asked for) has a version with ``alias``.
     """
-    from features.build import build_features, feature_columns
-    from models.lgbm import matrix
-    from models.scoring import eligibility, feature_positions, predict_outputs
-    from models.store import LoadedModel, StoreError, load_champions
+    from lifecycle.features.build import build_features, feature_columns
+    from lifecycle.models.lgbm import matrix
+    from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
+    from lifecycle.models.store import LoadedModel, StoreError, load_champions
 
     client = store.connect(tracking_uri)
     try:

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.lgbm import FloatArray, train_booster
-from models.tasks import Task
-from training.config import TuningSettings
+from lifecycle.models.lgbm import FloatArray, train_booster
+from lifecycle.models.tasks import Task
+from lifecycle.training.config import TuningSettings
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "num_leaves": 31,

@@ -1,6 +1,7 @@
 """Learn each campaign offer's uplift from randomised campaigns, log it and register it.
 
-:func:`learn_uplift` fits :class:`models.uplift.TwoModelUplift` on the sends with a complete
+:func:`learn_uplift` fits :class:`lifecycle.models.uplift.TwoModelUplift` on the sends with a
+complete
 outcome window, logs an MLflow run (per-offer arm sizes, observed effect, held-out Qini) and
 registers the model as ``lifecycle-uplift``. The prediction service uses the version holding
 ``champion`` for next-best-action instead of the catalog's assumed effects, and says so in each
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from features.build import EventSource
+    from lifecycle.features.build import EventSource
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class UpliftResult:
         Campaign sends (distinct send times) learnt from.
     offers
         Per offer: arm sizes, observed effect, mean predicted uplift, held-out Qini, and
-        whether per-customer estimates are used (:meth:`models.uplift.TwoModelUplift.summary`).
+        whether per-customer estimates are used
+        (:meth:`lifecycle.models.uplift.TwoModelUplift.summary`).
     """
 
     run_id: str
@@ -116,11 +118,11 @@ def learn_uplift(
     """
     import mlflow
 
-    from features.build import feature_columns
-    from features.config import LifecycleConfig
-    from models.store import CHAMPION, UPLIFT_NAME, champion_lifecycle, connect
-    from models.uplift import TwoModelUplift, campaign_frame
-    from training import tracking
+    from lifecycle.features.build import feature_columns
+    from lifecycle.features.config import LifecycleConfig
+    from lifecycle.models.store import CHAMPION, UPLIFT_NAME, champion_lifecycle, connect
+    from lifecycle.models.uplift import TwoModelUplift, campaign_frame
+    from lifecycle.training import tracking
 
     client = connect(tracking_uri)
     # Features for the uplift model are built exactly as the served models' features are.

@@ -65,7 +65,7 @@ def simulate(
     offers with a control group) and truth.parquet (the generator's true probabilities of
     moving stage and churning, and true expected revenue, per customer and 30-day period).
     """
-    from features.simulate import simulate as run_simulation
+    from lifecycle.features.simulate import simulate as run_simulation
 
     began = time.perf_counter()
     with progress("simulating customers", total=customers, enabled=not as_json) as advance:
@@ -108,9 +108,9 @@ def validate(
     quarantine.parquet (each bad row with its reason) and summary.json.
     Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
     """
-    from features.io import load_events, write_validation
-    from features.mapping import load_mapping
-    from features.validate import SchemaError
+    from lifecycle.features.io import load_events, write_validation
+    from lifecycle.features.mapping import load_mapping
+    from lifecycle.features.validate import SchemaError
 
     cfg = load_config(config)
     with progress("validating", total=None, enabled=not as_json):
@@ -174,7 +174,7 @@ def features(
     campaign exposures and responses, counts per event type and channel, stage, days in stage,
     RFM scores and segment, status.
     """
-    from features.build import monthly_cutoffs, parse_cutoff, write_features
+    from lifecycle.features.build import monthly_cutoffs, parse_cutoff, write_features
 
     if bool(cutoff) == bool(cutoffs):
         raise fail("give either --cutoff (one or more) or --cutoffs monthly", EXIT_USAGE)
@@ -232,7 +232,7 @@ def stages(
     (two or more) -> loyalty (retention plus a referral, loyalty join or review; for logs
     without such events, the top RFM tier). Status (active / lapsed) is shown beside the stage.
     """
-    from features.stages import funnel
+    from lifecycle.features.stages import funnel
 
     cut, frame = features_for_report(events, cutoff, mapping, table, config, as_json)
     table_ = funnel(frame)
@@ -276,7 +276,7 @@ def rfm(
     customers with a purchase; segments (Champions, Loyal, ..., Hibernating, Lost) come from
     the recency score and the mean of the frequency and monetary scores.
     """
-    from features.rfm import segment_table
+    from lifecycle.features.rfm import segment_table
 
     cut, frame = features_for_report(events, cutoff, mapping, table, config, as_json)
     seg = segment_table(frame)

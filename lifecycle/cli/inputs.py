@@ -16,13 +16,13 @@ from lifecycle.cli.output import progress, warn
 if TYPE_CHECKING:
     import pandas as pd
 
-    from features.config import LifecycleConfig
-    from training.config import TrainingConfig
+    from lifecycle.features.config import LifecycleConfig
+    from lifecycle.training.config import TrainingConfig
 
 
 def load_config(path: Path | None) -> LifecycleConfig:
     """Return the lifecycle config at ``path`` (default: the shipped one)."""
-    from features.config import load_config as load
+    from lifecycle.features.config import load_config as load
 
     try:
         return load(path)
@@ -32,8 +32,8 @@ def load_config(path: Path | None) -> LifecycleConfig:
 
 def load_training_config(path: Path | None, **overrides: Any) -> TrainingConfig:
     """Return the training config at ``path``, with dotted ``overrides`` (None: not given)."""
-    from training.config import TrainingConfig
-    from training.config import load_training_config as load
+    from lifecycle.training.config import TrainingConfig
+    from lifecycle.training.config import load_training_config as load
 
     try:
         cfg = load(path)
@@ -65,7 +65,7 @@ def open_events(
     if mapping is None and table is None and (path.suffix == ".parquet" or path.is_dir()):
         import pyarrow.parquet as pq
 
-        from features.build import event_files, is_canonical
+        from lifecycle.features.build import event_files, is_canonical
 
         try:
             files = event_files(path) if path.exists() else []
@@ -74,9 +74,9 @@ def open_events(
         if files and is_canonical(files):
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             return source, {"events": int(rows), "rows_quarantined": 0}
-    from features.io import load_events
-    from features.mapping import load_mapping
-    from features.validate import SchemaError
+    from lifecycle.features.io import load_events
+    from lifecycle.features.mapping import load_mapping
+    from lifecycle.features.validate import SchemaError
 
     try:
         result = load_events(
@@ -101,7 +101,7 @@ def cutoff_or_default(events: Any, cutoff: str | None) -> pd.Timestamp:
     """Return ``cutoff`` parsed, or midnight UTC after the last event (every event counts)."""
     import pandas as pd
 
-    from features.build import event_time_range, parse_cutoff
+    from lifecycle.features.build import event_time_range, parse_cutoff
 
     if cutoff:
         try:
@@ -125,7 +125,7 @@ def features_at(
     """Build the features at each cutoff, with a progress bar."""
     import duckdb
 
-    from features.build import build_features
+    from lifecycle.features.build import build_features
 
     with progress("features", total=len(cutoffs), enabled=show_progress) as advance:
         try:

@@ -1,7 +1,7 @@
 """The registry moves: ``promote`` and ``rollback``.
 
-Each command parses its options, calls :func:`training.tracking.promote` or
-:func:`training.tracking.rollback` and prints their table (or with ``--json`` one JSON
+Each command parses its options, calls :func:`lifecycle.training.tracking.promote` or
+:func:`lifecycle.training.tracking.rollback` and prints their table (or with ``--json`` one JSON
 object). MLflow is imported inside the commands, so loading the CLI stays fast. Exit 1 when a
 challenger was refused, 2 when the move cannot be done (no such model, no history, store
 missing or unreachable); see :mod:`lifecycle.cli.options`.
@@ -57,8 +57,8 @@ def promote(
     """
     from mlflow.exceptions import MlflowException
 
-    from training.tracking import RegistryError, format_promotions
-    from training.tracking import promote as promote_models
+    from lifecycle.training.tracking import RegistryError, format_promotions
+    from lifecycle.training.tracking import promote as promote_models
 
     try:
         promotions = promote_models(
@@ -86,8 +86,8 @@ def rollback(
     """
     from mlflow.exceptions import MlflowException
 
-    from training.tracking import RegistryError, format_rollbacks
-    from training.tracking import rollback as rollback_models
+    from lifecycle.training.tracking import RegistryError, format_rollbacks
+    from lifecycle.training.tracking import rollback as rollback_models
 
     try:
         rollbacks = rollback_models(_client(tracking_uri), model or None)
@@ -104,8 +104,8 @@ def _one_line(exc: BaseException) -> str:
 
 def _client(tracking_uri: str | None) -> MlflowClient:
     """Connect to the store; a local SQLite file must exist already (no empty one is made)."""
-    from models.store import connect, missing_store, resolve_tracking_uri
-    from training.tracking import quiet_mlflow
+    from lifecycle.models.store import connect, missing_store, resolve_tracking_uri
+    from lifecycle.training.tracking import quiet_mlflow
 
     quiet_mlflow()
     uri = resolve_tracking_uri(tracking_uri)

@@ -1,6 +1,7 @@
 """``lifecycle serve``: check what the service needs, then run BentoML's server in this process.
 
-The checks (:func:`serving.settings.missing_models`: a model store, a champion of each model;
+The checks (:func:`lifecycle.serving.settings.missing_models`: a model store, a champion of each
+model;
 Typer checks the files named) take a second or two and turn the usual first-run mistakes into
 a one-line error with exit code 2, instead of a server that starts and never becomes ready.
 """
@@ -16,7 +17,7 @@ import typer
 
 from lifecycle.cli.options import EXIT_USAGE, AliasOpt, TrackingUriOpt, fail
 
-SERVICE = "serving.service:LifecycleService"
+SERVICE = "lifecycle.serving.service:LifecycleService"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The folder holding ``serving/``: BentoML's working directory."""
 
@@ -63,8 +64,8 @@ def serve(
     """
     from pydantic import ValidationError
 
-    from models.store import resolve_tracking_uri
-    from serving.settings import ServeSettings, missing_models
+    from lifecycle.models.store import resolve_tracking_uri
+    from lifecycle.serving.settings import ServeSettings, missing_models
 
     uri = resolve_tracking_uri(tracking_uri)
     try:

@@ -1,8 +1,9 @@
 """The model commands: ``train``, ``evaluate`` and ``score``.
 
 Each command parses its options, calls the ``training`` library
-(:func:`training.train.train_and_log`, :func:`training.train.load_run_summary`,
-:func:`training.train.score_customers`) and prints; see :mod:`lifecycle.cli.options` for the
+(:func:`lifecycle.training.train.train_and_log`, :func:`lifecycle.training.train.load_run_summary`,
+:func:`lifecycle.training.train.score_customers`) and prints; see :mod:`lifecycle.cli.options` for
+the
 shared options and exit codes.
 """
 
@@ -39,8 +40,8 @@ from lifecycle.cli.output import emit, note, print_table, progress
 
 def print_task_metrics(summary: dict[str, Any]) -> None:
     """Print each task's metrics table: the model and its baselines, per its console metrics."""
-    from models.tasks import spec
-    from training.report import metrics_table
+    from lifecycle.models.tasks import spec
+    from lifecycle.training.report import metrics_table
 
     for task, block in summary["tasks"].items():
         frame = metrics_table(summary, task).reset_index()
@@ -107,10 +108,10 @@ def train(
     (params, metrics, plots, HTML report, model cards, data fingerprint) and registers
     lifecycle-next-stage, lifecycle-churn and lifecycle-clv with the alias `challenger`.
     """
-    from training.labels import IncompleteLabelWindow
-    from training.splits import SplitError
-    from training.tracking import quiet_mlflow
-    from training.train import train_and_log
+    from lifecycle.training.labels import IncompleteLabelWindow
+    from lifecycle.training.splits import SplitError
+    from lifecycle.training.tracking import quiet_mlflow
+    from lifecycle.training.train import train_and_log
 
     quiet_mlflow()
 
@@ -176,8 +177,8 @@ def evaluate(
     """Print a training run's evaluation: each model against its baselines, per task."""
     import mlflow
 
-    from training.tracking import quiet_mlflow
-    from training.train import load_run_summary
+    from lifecycle.training.tracking import quiet_mlflow
+    from lifecycle.training.train import load_run_summary
 
     quiet_mlflow()
     try:
@@ -215,9 +216,9 @@ def score(
     """
     import mlflow
 
-    from features.config import LifecycleConfig
-    from training.tracking import quiet_mlflow
-    from training.train import score_customers
+    from lifecycle.features.config import LifecycleConfig
+    from lifecycle.training.tracking import quiet_mlflow
+    from lifecycle.training.train import score_customers
 
     quiet_mlflow()
     cfg = load_training_config(config) if config else None

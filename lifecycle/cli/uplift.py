@@ -1,6 +1,7 @@
 """``lifecycle uplift``: learn each campaign offer's uplift from randomised campaigns.
 
-Parses the options, calls :func:`training.uplift.learn_uplift` (fit, evaluate, log to MLflow,
+Parses the options, calls :func:`lifecycle.training.uplift.learn_uplift` (fit, evaluate, log to
+MLflow,
 register ``lifecycle-uplift``) and prints one line per offer and a summary.
 """
 
@@ -51,9 +52,9 @@ def uplift(
     Per-customer estimates are used only for offers whose held-out Qini is positive; other
     offers use their observed average effect (treated minus control purchase rate).
     """
-    from models.store import StoreError
-    from training.tracking import quiet_mlflow
-    from training.uplift import learn_uplift
+    from lifecycle.models.store import StoreError
+    from lifecycle.training.tracking import quiet_mlflow
+    from lifecycle.training.uplift import learn_uplift
 
     quiet_mlflow()
     began = time.perf_counter()

@@ -29,7 +29,16 @@ COMMANDS = [
     "uplift",
     "serve",
 ]
-HEAVY = ["pandas", "numpy", "duckdb", "lightgbm", "mlflow", "features", "training", "serving"]
+HEAVY = [
+    "pandas",
+    "numpy",
+    "duckdb",
+    "lightgbm",
+    "mlflow",
+    "lifecycle.features",
+    "lifecycle.training",
+    "lifecycle.serving",
+]
 
 
 def test_app_has_every_command_in_order():

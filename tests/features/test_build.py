@@ -11,9 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
-from features.build import build_features, feature_columns, monthly_cutoffs, write_features
-from features.config import LifecycleConfig, StageRules
-from features.schema import EVENT_COLUMNS
+from lifecycle.features.build import (
+    build_features,
+    feature_columns,
+    monthly_cutoffs,
+    write_features,
+)
+from lifecycle.features.config import LifecycleConfig, StageRules
+from lifecycle.features.schema import EVENT_COLUMNS
 
 T = pd.Timestamp("2024-06-01", tz="UTC")
 
@@ -236,7 +241,7 @@ def test_build_features_twice_is_byte_identical(tmp_path):
 def test_build_features_reads_parquet_file_and_folder(tmp_path):
     import pyarrow.parquet as pq
 
-    from features.schema import to_canonical_table
+    from lifecycle.features.schema import to_canonical_table
 
     table = to_canonical_table(HAND_LOG)
     pq.write_table(table, tmp_path / "events.parquet")
@@ -323,7 +328,7 @@ def test_build_features_refunds_reduce_revenue_whatever_their_sign():
 
 
 def test_build_features_event_roles_follow_config():
-    from features.config import FeatureSettings
+    from lifecycle.features.config import FeatureSettings
 
     log = make_events(
         [
@@ -371,7 +376,7 @@ def test_build_features_rejects_events_without_required_columns(tmp_path):
 def test_build_features_reads_only_events_parquet_in_an_output_folder(tmp_path):
     import pyarrow.parquet as pq
 
-    from features.schema import to_canonical_table
+    from lifecycle.features.schema import to_canonical_table
 
     pq.write_table(to_canonical_table(HAND_LOG), tmp_path / "events.parquet")
     # what `lifecycle validate` leaves beside it: rows that must never reach a feature
@@ -381,8 +386,8 @@ def test_build_features_reads_only_events_parquet_in_an_output_folder(tmp_path):
 
 def test_build_features_hand_log_every_remaining_column():
     got = build_features(HAND_LOG, cutoffs=T).set_index("customer_id")
-    from features.config import LifecycleConfig as Config
-    from features.definitions import _ident
+    from lifecycle.features.config import LifecycleConfig as Config
+    from lifecycle.features.definitions import _ident
 
     vocabulary = Config().vocabulary
     expected_types = {

@@ -6,17 +6,17 @@ import re
 
 import pytest
 
-from features.build import feature_columns
-from features.config import FeatureSettings, LifecycleConfig, RfmSettings, StageRules
-from features.definitions import (
+from lifecycle.features.build import feature_columns
+from lifecycle.features.config import FeatureSettings, LifecycleConfig, RfmSettings, StageRules
+from lifecycle.features.definitions import (
     RFM_FEATURES,
     churn_monotone,
     feature_definitions,
     model_features,
     rfm_features,
 )
-from features.glossary import LANGS, phrase, text
-from features.schema import STAGES
+from lifecycle.features.glossary import LANGS, phrase, text
+from lifecycle.features.schema import STAGES
 
 CONFIGS = {
     "default": LifecycleConfig(),
@@ -44,7 +44,7 @@ FORMER_CHURN_MONOTONE = {
     "revenue_trend_30d": -1,
     "activity_trend_30d": -1,
 }
-"""models.lgbm.CHURN_MONOTONE before the directions moved onto the definitions."""
+"""lifecycle.models.lgbm.CHURN_MONOTONE before the directions moved onto the definitions."""
 
 
 @pytest.fixture(params=sorted(CONFIGS))

@@ -7,9 +7,9 @@ from datetime import date
 
 import pytest
 
-from features.formatting import counted, currency_digits, days, money, number, percent
-from features.formatting import date as write_date
-from features.glossary import (
+from lifecycle.features.formatting import counted, currency_digits, days, money, number, percent
+from lifecycle.features.formatting import date as write_date
+from lifecycle.features.glossary import (
     LANGS,
     SENTENCES,
     STAGE_NAMES,
@@ -19,8 +19,8 @@ from features.glossary import (
     stage_name,
     text,
 )
-from features.rfm import NO_PURCHASE, SEGMENTS
-from features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, STAGES
+from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, STAGES
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from features.io import (
+from lifecycle.features.io import (
     SourceError,
     load_customers,
     load_events,
@@ -19,9 +19,9 @@ from features.io import (
     write_events,
     write_validation,
 )
-from features.mapping import CustomerMapping, load_mapping
-from features.schema import EVENT_SCHEMA, empty_events
-from features.validate import SchemaError
+from lifecycle.features.mapping import CustomerMapping, load_mapping
+from lifecycle.features.schema import EVENT_SCHEMA, empty_events
+from lifecycle.features.validate import SchemaError
 
 NOW = pd.Timestamp("2025-01-01", tz="UTC")
 DATA = Path(__file__).parents[2].parent / "shared" / "data"

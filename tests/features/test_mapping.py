@@ -3,15 +3,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.mapping import (
+from lifecycle.features.mapping import (
     CustomerMapping,
     EventMapping,
     TransactionMapping,
     load_mapping,
     shipped_mappings,
 )
-from features.schema import empty_events
-from features.validate import validate_events
+from lifecycle.features.schema import empty_events
+from lifecycle.features.validate import validate_events
 
 NOW = pd.Timestamp("2025-01-01", tz="UTC")
 DTYPES = empty_events().dtypes.to_dict()

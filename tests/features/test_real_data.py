@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.build import build_features
-from features.io import load_events
-from features.mapping import load_mapping
-from features.rfm import segment_table
-from features.stages import funnel
+from lifecycle.features.build import build_features
+from lifecycle.features.io import load_events
+from lifecycle.features.mapping import load_mapping
+from lifecycle.features.rfm import segment_table
+from lifecycle.features.stages import funnel
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from features.rfm import (
+from lifecycle.features.rfm import (
     NO_PURCHASE,
     SEGMENT_RULES,
     SEGMENTS,
@@ -18,7 +18,7 @@ from features.rfm import (
     score_rfm,
     segment_table,
 )
-from features.stages import funnel
+from lifecycle.features.stages import funnel
 
 
 def test_quantile_score_spreads_distinct_values_evenly():

@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from features.config import FeatureSettings
-from features.schema import DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
-from features.simulate import (
+from lifecycle.features.config import FeatureSettings
+from lifecycle.features.schema import DEFAULT_VOCABULARY, EVENT_SCHEMA, STAGES
+from lifecycle.features.simulate import (
     ACQUISITION_CHANNELS,
     CAMPAIGN_SCHEMA,
     CAMPAIGN_TARGETING_PROBABILITY,
@@ -368,7 +368,7 @@ def test_simulate_expected_revenue_is_consistent_over_time(sim: dict[str, pd.Dat
 
 
 def test_simulate_refund_window_weights_are_exact() -> None:
-    from features.simulate import _window_weights
+    from lifecycle.features.simulate import _window_weights
 
     # A 30-day window: a purchase at uniform time loses its refund (delay U(1, 14) days)
     # inside the window with probability (6.5 + 16) / 30; the ramp terms weight by t.

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.mapping import EventMapping
-from features.schema import empty_events
-from features.validate import SchemaError, parse_timestamps, validate_events
+from lifecycle.features.mapping import EventMapping
+from lifecycle.features.schema import empty_events
+from lifecycle.features.validate import SchemaError, parse_timestamps, validate_events
 
 NOW = pd.Timestamp("2025-01-01", tz="UTC")
 COLUMNS = ["customer_id", "event_ts", "event_type", "revenue"]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from features.io import load_events
-from features.mapping import load_mapping
-from models.baselines import PREDICTION_COLUMNS, BetaGeoGammaGammaBaseline, rfm_summary
+from lifecycle.features.io import load_events
+from lifecycle.features.mapping import load_mapping
+from lifecycle.models.baselines import PREDICTION_COLUMNS, BetaGeoGammaGammaBaseline, rfm_summary
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("pymc_marketing") is None,

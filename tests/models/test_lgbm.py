@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.lgbm import PROBABILITY_FLOOR, ClvRegressor, LifecycleClassifier
-from models.rules import RfmCellRate, last_period
-from models.tasks import eligible
-from training.metrics import expected_calibration_error
+from lifecycle.models.lgbm import PROBABILITY_FLOOR, ClvRegressor, LifecycleClassifier
+from lifecycle.models.rules import RfmCellRate, last_period
+from lifecycle.models.tasks import eligible
+from lifecycle.training.metrics import expected_calibration_error
 
 
 def frame(n: int, seed: int, shift: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from models.nba import (
+from lifecycle.models.nba import (
     ActionCatalog,
     Recommendation,
     default_catalog_path,

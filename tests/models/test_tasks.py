@@ -8,11 +8,19 @@ from typing import get_args
 
 import pytest
 
-from models import nba
-from models.rules import LAST_PERIOD
-from models.tasks import REASON_DRIVER, REGISTERED_NAMES, SPECS, TASKS, TaskSpec, check_specs, spec
-from training.config import Horizons
-from training.labels import LABELS
+from lifecycle.models import nba
+from lifecycle.models.rules import LAST_PERIOD
+from lifecycle.models.tasks import (
+    REASON_DRIVER,
+    REGISTERED_NAMES,
+    SPECS,
+    TASKS,
+    TaskSpec,
+    check_specs,
+    spec,
+)
+from lifecycle.training.config import Horizons
+from lifecycle.training.labels import LABELS
 
 
 def test_every_task_has_one_spec_named_after_it() -> None:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import feature_columns
-from features.simulate import simulate
-from models.uplift import (
+from lifecycle.features.build import feature_columns
+from lifecycle.features.simulate import simulate
+from lifecycle.models.uplift import (
     FRAME_COLUMNS,
     TwoModelUplift,
     campaign_frame,

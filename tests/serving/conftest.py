@@ -18,8 +18,8 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from features.simulate import simulate
 from lifecycle.cli import app
+from lifecycle.features.simulate import simulate
 
 CUTOFF = "2025-12-01"
 
@@ -93,9 +93,9 @@ def customer_events(world: World) -> pd.DataFrame:
 def client(world: World) -> Iterator[TestClient]:
     """The service's ASGI app in-process, ready (one per session: BentoML registers its
     Prometheus metrics globally, so a second app in the same process would clash)."""
-    from serving.guard import RUNTIME
-    from serving.service import LifecycleService
-    from serving.settings import ServeSettings
+    from lifecycle.serving.guard import RUNTIME
+    from lifecycle.serving.service import LifecycleService
+    from lifecycle.serving.settings import ServeSettings
 
     RUNTIME.settings = ServeSettings(
         tracking_uri=world.tracking_uri, lookup=world.lookup, events=world.events

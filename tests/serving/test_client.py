@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from serving.client import (
+from lifecycle.serving.client import (
     HttpClient,
     InProcessClient,
     ServiceUnavailable,
     UnexpectedResponse,
     connect,
 )
-from serving.engine import Engine, RequestError
-from serving.guard import RUNTIME
+from lifecycle.serving.engine import Engine, RequestError
+from lifecycle.serving.guard import RUNTIME
 
 from ..servers import free_port
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from features.config import FeatureSettings, LifecycleConfig
-from features.definitions import RFM_FEATURES, feature_definitions
-from features.definitions import model_features as model_feature_defs
-from features.glossary import FAMILY_LABELS, LANGS, TASK_LABELS, Lang
-from features.glossary import STAGE_NAMES_BY_CODE as STAGE_NAMES
-from serving import explain as explain_module
-from serving.explain import (
+from lifecycle.features.config import FeatureSettings, LifecycleConfig
+from lifecycle.features.definitions import RFM_FEATURES, feature_definitions
+from lifecycle.features.definitions import model_features as model_feature_defs
+from lifecycle.features.glossary import FAMILY_LABELS, LANGS, TASK_LABELS, Lang
+from lifecycle.features.glossary import STAGE_NAMES_BY_CODE as STAGE_NAMES
+from lifecycle.serving import explain as explain_module
+from lifecycle.serving.explain import (
     STRENGTH_THRESHOLDS,
     TASKS,
     Task,
@@ -26,7 +26,7 @@ from serving.explain import (
     explain,
     strength,
 )
-from training.config import load_training_config
+from lifecycle.training.config import load_training_config
 
 
 def model_features(config: LifecycleConfig | None = None) -> list[str]:

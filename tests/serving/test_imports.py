@@ -9,7 +9,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from serving.guard import Runtime
+from lifecycle.serving.guard import Runtime
 
 BAD_ENV = {"LIFECYCLE_MAX_BATCH": "not a number", "LIFECYCLE_MODEL_NAMES": "{not json"}
 
@@ -27,15 +27,19 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_http_client_imports_without_the_engine_duckdb_or_lightgbm():
     done = run_python(
-        "import sys, serving.client; "
-        "print(sorted({'duckdb', 'lightgbm', 'mlflow', 'serving.engine'} & set(sys.modules)))"
+        "import sys, lifecycle.serving.client; "
+        "heavy = {'duckdb', 'lightgbm', 'mlflow', 'lifecycle.serving.engine'}; "
+        "print(sorted(heavy & set(sys.modules)))"
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
 
 def test_a_bad_lifecycle_variable_does_not_break_imports():
-    done = run_python("import serving.client, serving.guard, serving.service", **BAD_ENV)
+    done = run_python(
+        "import lifecycle.serving.client, lifecycle.serving.guard, lifecycle.serving.service",
+        **BAD_ENV,
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from serving.guard import RUNTIME
+from lifecycle.serving.guard import RUNTIME
 
 KEY = "page-key-1234"
 
@@ -99,7 +99,7 @@ def test_language_switch_is_remembered(client: TestClient) -> None:
 
 
 def test_csv_cells_never_start_a_formula() -> None:
-    from serving.page import _cell
+    from lifecycle.serving.page import _cell
 
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell("C001") == "C001"
     assert _cell(float("nan")) == "" and _cell(0.5) == 0.5
@@ -134,7 +134,7 @@ def test_sign_in_when_a_key_is_set(keyed: TestClient) -> None:
     assert keyed.get("/").status_code == 200
     assert keyed.get("/overview.json").status_code == 200
     # an expired session is refused, a forged one too
-    from serving.page import SESSION_COOKIE, session_token
+    from lifecycle.serving.page import SESSION_COOKIE, session_token
 
     stale = session_token(KEY, issued=int(time.time()) - 13 * 3600)
     keyed.cookies.clear()

@@ -13,8 +13,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.client import HttpClient, connect
-from serving.engine import RequestError
+from lifecycle.serving.client import HttpClient, connect
+from lifecycle.serving.engine import RequestError
 
 from ..servers import BIN, ROOT, free_port, running
 from .conftest import World

@@ -16,12 +16,12 @@ import pytest
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from features.schema import STAGES
-from models.nba import recommend
-from serving.engine import Engine
-from serving.guard import RUNTIME
-from serving.schemas import BatchResponse, ErrorResponse, ModelInfo, PredictResponse
-from serving.settings import ServeSettings
+from lifecycle.features.schema import STAGES
+from lifecycle.models.nba import recommend
+from lifecycle.serving.engine import Engine
+from lifecycle.serving.guard import RUNTIME
+from lifecycle.serving.schemas import BatchResponse, ErrorResponse, ModelInfo, PredictResponse
+from lifecycle.serving.settings import ServeSettings
 
 from .conftest import CUTOFF, World
 
@@ -277,8 +277,8 @@ def test_events_without_a_lookup_table_are_refused(engine: Engine) -> None:
     """Raw events need the lookup table's RFM scale: refused rather than scored on no scale."""
     from dataclasses import replace
 
-    from serving.engine import RequestError
-    from serving.schemas import PredictRequest
+    from lifecycle.serving.engine import RequestError
+    from lifecycle.serving.schemas import PredictRequest
 
     bare = replace(engine, lookup=None)
     request = PredictRequest.model_validate(
@@ -489,7 +489,7 @@ def test_not_ready_is_503(world: World) -> None:
     """Until the engine is loaded, API calls get 503 and a reason (health stays BentoML's)."""
     import asyncio
 
-    from serving.guard import RequestGuard, Runtime
+    from lifecycle.serving.guard import RequestGuard, Runtime
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("must not be reached")
@@ -509,7 +509,7 @@ def test_not_ready_is_503(world: World) -> None:
 
 
 def test_model_names_merge_with_the_defaults(world: World) -> None:
-    from serving.engine import ServiceError
+    from lifecycle.serving.engine import ServiceError
 
     with pytest.raises(ServiceError, match="unknown task"):
         Engine.load(tracking_uri=world.tracking_uri, names={"bogus": "x"})

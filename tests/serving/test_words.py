@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from features.glossary import LANGS, Lang, stage_name
-from features.schema import STAGES
-from models.nba import ActionCatalog, load_catalog, recommend
-from serving import i18n
-from serving.explain import describe_driver
+from lifecycle.features.glossary import LANGS, Lang, stage_name
+from lifecycle.features.schema import STAGES
+from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
+from lifecycle.serving import i18n
+from lifecycle.serving.explain import describe_driver
 
 DECIMALS_BEFORE_KRW = re.compile(r"\d\.\d+ KRW")
 FORMER_KOREAN_STAGE_NAMES = ("도달", "획득", "전환", "유지")

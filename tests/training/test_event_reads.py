@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import features.build
-import training.labels
-from features.simulate import simulate
-from training.config import TrainingConfig, TuningSettings
-from training.pipeline import fingerprint, run_training
+import lifecycle.features.build
+import lifecycle.training.labels
+from lifecycle.features.simulate import simulate
+from lifecycle.training.config import TrainingConfig, TuningSettings
+from lifecycle.training.pipeline import fingerprint, run_training
 
 
 def test_run_training_opens_the_event_log_once(
@@ -21,7 +21,10 @@ def test_run_training_opens_the_event_log_once(
     events = tmp_path / "events.parquet"
     listed: list[Path] = []
     registered: list[type] = []
-    original_files, original_register = features.build.event_files, features.build.register_events
+    original_files, original_register = (
+        lifecycle.features.build.event_files,
+        lifecycle.features.build.register_events,
+    )
 
     def counting_files(path: Path) -> list[Path]:
         listed.append(path)
@@ -31,9 +34,9 @@ def test_run_training_opens_the_event_log_once(
         registered.append(type(source))
         original_register(con, source)
 
-    monkeypatch.setattr(features.build, "event_files", counting_files)
-    monkeypatch.setattr(features.build, "register_events", recording_register)
-    monkeypatch.setattr(training.labels, "register_events", recording_register)
+    monkeypatch.setattr(lifecycle.features.build, "event_files", counting_files)
+    monkeypatch.setattr(lifecycle.features.build, "register_events", recording_register)
+    monkeypatch.setattr(lifecycle.training.labels, "register_events", recording_register)
     config = TrainingConfig(
         tasks=("churn", "clv"),
         max_train_cutoffs=2,
@@ -53,6 +56,6 @@ def test_run_training_opens_the_event_log_once(
     digest = hashlib.sha256(events.read_bytes()).hexdigest()
     assert result.data["fingerprint"] == f"sha256:{digest}"
     assert result.data == {
-        **fingerprint(features.build.read_event_log(events)),
+        **fingerprint(lifecycle.features.build.read_event_log(events)),
         **{"observed_until": result.data["observed_until"]},
     }

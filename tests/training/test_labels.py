@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from features.build import build_features
-from features.schema import EVENT_COLUMNS
-from training.labels import (
+from lifecycle.features.build import build_features
+from lifecycle.features.schema import EVENT_COLUMNS
+from lifecycle.training.labels import (
     IncompleteLabelWindow,
     build_labels,
     observation_end,
     window_activity,
 )
-from training.splits import SplitError, customer_groups, time_split
+from lifecycle.training.splits import SplitError, customer_groups, time_split
 
 T1 = pd.Timestamp("2024-03-01", tz="UTC")
 T2 = pd.Timestamp("2024-03-11", tz="UTC")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from training.metrics import (
+from lifecycle.training.metrics import (
     CLASSIFICATION_KEYS,
     REGRESSION_KEYS,
     classification_metrics,

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.metrics import classification_metrics, regression_metrics
-from training.report import (
+from lifecycle.training.metrics import classification_metrics, regression_metrics
+from lifecycle.training.report import (
     MISSING,
     format_value,
     metrics_table,

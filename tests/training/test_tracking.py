@@ -19,16 +19,16 @@ from typer.testing import CliRunner
 
 from lifecycle.cli.registry import promote as promote_command
 from lifecycle.cli.registry import rollback as rollback_command
-from models.lgbm import ClvRegressor, LifecycleClassifier
-from models.store import (
+from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
+from lifecycle.models.store import (
     CHALLENGER,
     CHAMPION,
     artifact_root_for,
     connect,
     resolve_tracking_uri,
 )
-from training import tracking
-from training.tracking import (
+from lifecycle.training import tracking
+from lifecycle.training.tracking import (
     HISTORY_TAG,
     RegistryError,
     experiment_id,
@@ -323,8 +323,8 @@ import joblib
 import mlflow
 import pandas as pd
 
-from models.store import connect
-from training.tracking import experiment_id, log_estimator, log_metrics, log_params
+from lifecycle.models.store import connect
+from lifecycle.training.tracking import experiment_id, log_estimator, log_metrics, log_params
 
 estimator = joblib.load(estimator_path)
 example = pd.read_parquet(example_path)
@@ -353,7 +353,9 @@ def test_concurrent_runs_on_a_fresh_sqlite_database_all_succeed(
     evaluation["churn"].drop(columns="label").to_parquet(tmp_path / "example.parquet")
     (tmp_path / "ready").mkdir()
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mlflow.pyfunc", "training.tracking", "models.pyfunc"])
+    context.set_forkserver_preload(
+        ["mlflow.pyfunc", "lifecycle.training.tracking", "lifecycle.models.pyfunc"]
+    )
     workers = []
     for index in range(3):
         names = {

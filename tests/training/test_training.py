@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.simulate import simulate
 from lifecycle.cli import app
-from training.config import TrainingConfig, TuningSettings
-from training.pipeline import TrainingResult, run_training
-from training.report import metrics_table
-from training.train import evaluation_figures, load_evaluation_scores
+from lifecycle.features.simulate import simulate
+from lifecycle.training.config import TrainingConfig, TuningSettings
+from lifecycle.training.pipeline import TrainingResult, run_training
+from lifecycle.training.report import metrics_table
+from lifecycle.training.train import evaluation_figures, load_evaluation_scores
 
 CONFIG = TrainingConfig(
     max_train_cutoffs=3,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from models.lgbm import LifecycleClassifier
-from training.config import TuningSettings
-from training.tune import DEFAULT_PARAMS, tune
+from lifecycle.models.lgbm import LifecycleClassifier
+from lifecycle.training.config import TuningSettings
+from lifecycle.training.tune import DEFAULT_PARAMS, tune
 
 NAMES = ["x1", "x2", "x3"]
 
