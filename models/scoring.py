@@ -7,6 +7,7 @@ call :func:`predict_outputs`, so one customer gets the same numbers wherever the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,6 +54,22 @@ def feature_positions(
     if list(model_features) == list(all_features):
         return None
     return np.array([position[name] for name in model_features], dtype=np.intp)
+
+
+@dataclass(frozen=True)
+class PlacedModel:
+    """A fitted estimator with the positions of its features in a feature list (a Scorer)."""
+
+    estimator: Any
+    columns: npt.NDArray[np.intp] | None
+
+
+def place(estimators: Mapping[Task, Any], all_features: Sequence[str]) -> dict[Task, PlacedModel]:
+    """Pair each task's estimator with its feature positions in ``all_features``."""
+    return {
+        task: PlacedModel(est, feature_positions(est.feature_names, all_features))
+        for task, est in estimators.items()
+    }
 
 
 def eligibility(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -340,12 +339,6 @@ def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, 
     return dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-@dataclass(frozen=True)
-class _Scorer:
-    estimator: Any
-    columns: Any
-
-
 def score_customers(
     events: Any,
     *,
@@ -388,7 +381,7 @@ def score_customers(
     """
     from lifecycle.features.build import build_features, feature_columns
     from lifecycle.models.lgbm import matrix
-    from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
+    from lifecycle.models.scoring import eligibility, place, predict_outputs
     from lifecycle.models.store import LoadedModel, StoreError, load_champions
 
     client = store.connect(tracking_uri)
@@ -413,10 +406,7 @@ def score_customers(
             out = features.copy()
         names = feature_columns(lifecycle)
         x = matrix(features, names)
-        scorers = {
-            task: _Scorer(m.estimator, feature_positions(m.estimator.feature_names, names))
-            for task, m in models.items()
-        }
+        scorers = place({task: m.estimator for task, m in models.items()}, names)
         outputs = predict_outputs(scorers, x, eligibility(x, names, list(models)))
         position = pd.Index(features["customer_id"]).get_indexer(out["customer_id"])
         for column, values in outputs.items():
