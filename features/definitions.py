@@ -197,6 +197,7 @@ FIRST_PURCHASE_AGE = "_first_purchase_age"
 LAST_PURCHASE_AGE = "_last_purchase_age"
 REVENUE_MICRO = "_revenue_micro"
 REFUND_MICRO = "_refund_micro"
+PURCHASE_DAYS = "_purchase_days"
 
 
 def stage_code_sql(config: LifecycleConfig) -> str:
@@ -279,6 +280,11 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
             "_kth_purchase_age", f"max({_when(f'purchase_rank = {k}', 'age_us')})", "purchases"
         ),
         intermediate("_n_gaps", "count(gap_us)", "purchases"),
+        # A purchase day is a 24-hour period counted back from the cutoff (calendar days when
+        # the cutoff is midnight): the BTYD models' unit of repeat business.
+        intermediate(
+            PURCHASE_DAYS, f"count(DISTINCT floor(CAST(age_us AS DOUBLE) / {DAY_US}))", "purchases"
+        ),
         intermediate("_gap_s1", "sum(CAST(gap_us AS HUGEINT))", "purchases"),
         intermediate(
             "_gap_s2", "sum(CAST(gap_us AS HUGEINT) * CAST(gap_us AS HUGEINT))", "purchases"
@@ -436,6 +442,24 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
             "derived",
             non_negative=True,
             churn_direction=1,
+        ),
+        _feature(
+            "repeat_purchase_days",
+            f"CASE WHEN {PURCHASE_DAYS} >= 1 THEN {PURCHASE_DAYS} - 1 ELSE 0 END",
+            "frequency",
+            "count",
+            "repeat_purchase_days",
+            "derived",
+        ),
+        _feature(
+            "purchases_per_30d",
+            f"CASE WHEN {N_PURCHASES} > 0 THEN 30.0 * {N_PURCHASES} / "
+            f"greatest(CAST(_first_event_age AS DOUBLE) / {DAY_US}, 1.0) END",
+            "rhythm",
+            "ratio",
+            "purchase_rate",
+            "derived",
+            non_negative=True,
         ),
         _feature(
             "purchase_trend_30d",

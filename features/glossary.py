@@ -177,6 +177,11 @@ FEATURE_LABELS: dict[str, Phrase] = _pairs(
             "variance of days between consecutive purchases",
             "구매 간격의 변동",
         ),
+        "repeat_purchase_days": (
+            "days with a purchase after the first purchase",
+            "첫 구매 이후 구매한 날 수",
+        ),
+        "purchase_rate": ("purchases per 30 days since the first visit", "30일당 구매 횟수"),
         "purchase_gap_ratio": (
             "days since the last purchase relative to the usual gap",
             "평소 구매 간격 대비 경과",
@@ -361,6 +366,25 @@ _sentence(
     ),
     unit=_DAY,
     typical=("for a typical customer it is about {t}", "일반적인 고객의 경우 약 {t}입니다"),
+)
+_sentence(
+    "repeat_purchase_days",
+    (
+        "The customer has come back to buy on {v} since the first purchase",
+        "첫 구매 이후 다시 구매한 날은 {v}입니다",
+    ),
+    _NO_PURCHASE,
+    unit=("day", "일"),
+)
+_sentence(
+    "purchase_rate",
+    (
+        "Buys {v} per 30 days since the first visit",
+        "첫 방문 이후 30일당 {v} 구매합니다",
+    ),
+    _NO_PURCHASE,
+    unit=("times", "회"),
+    typical=("for a typical customer it is {t}", _TYPICAL[1]),
 )
 _sentence(
     "purchase_gap_ratio",

@@ -105,13 +105,14 @@ def window_activity(
     purchase_events: Sequence[str],
     refund_events: Sequence[str],
 ) -> pd.DataFrame:
-    """Count qualifying events and sum net revenue in ``[T, T + H)`` per customer and cutoff.
+    """Count qualifying events, purchase days and net revenue in ``[T, T + H)`` per cutoff.
 
     Returns
     -------
     pandas.DataFrame
-        ``customer_id``, ``cutoff``, ``n_qualifying`` and ``net_revenue``; only customers with
-        at least one event in a window have a row.
+        ``customer_id``, ``cutoff``, ``n_qualifying``, ``net_revenue`` and ``purchase_days``
+        (distinct 24-hour days, counted from the cutoff, with a purchase: the BTYD models'
+        repeat transactions); only customers with at least one event in a window have a row.
     """
     cuts = pd.DataFrame(
         {"cutoff_us": [int(c.value // 1000) for c in cutoffs]}, dtype="int64"
@@ -131,17 +132,19 @@ def window_activity(
             SELECT customer_id, cutoff_us,
                    count(*) FILTER (WHERE event_type IN ({sql_list(qualifying_events)}))
                      AS n_qualifying,
-                   CAST(coalesce(sum(rev_micro), 0) AS DOUBLE) / 1000000 AS net_revenue
+                   CAST(coalesce(sum(rev_micro), 0) AS DOUBLE) / 1000000 AS net_revenue,
+                   count(DISTINCT floor(CAST(ev.ts_us - cuts.cutoff_us AS DOUBLE) / $day))
+                     FILTER (WHERE event_type IN ({sql_list(purchase_events)})) AS purchase_days
             FROM ev JOIN cuts
               ON ev.ts_us >= cuts.cutoff_us AND ev.ts_us < cuts.cutoff_us + $h
             GROUP BY customer_id, cutoff_us
             """,  # noqa: S608 - only quoted config values are interpolated
-            params={"h": horizon_days * DAY_US},
+            params={"h": horizon_days * DAY_US, "day": DAY_US},
         ).df()
     finally:
         con.close()
     frame["cutoff"] = pd.to_datetime(frame.pop("cutoff_us"), unit="us", utc=True)
-    return frame[["customer_id", "cutoff", "n_qualifying", "net_revenue"]]
+    return frame[["customer_id", "cutoff", "n_qualifying", "net_revenue", "purchase_days"]]
 
 
 def _merge_on_keys(features: pd.DataFrame, values: pd.DataFrame, column: str) -> FloatArray:
@@ -203,6 +206,31 @@ def build_labels(
     window = LabelWindow(events, cutoffs, horizon_days, config, qualifying_events, later_features)
     labels[mask] = LABELS[task](window, features)[mask]
     return labels
+
+
+def purchase_day_labels(
+    events: object,
+    features: pd.DataFrame,
+    *,
+    horizon_days: int,
+    end: pd.Timestamp,
+    config: LifecycleConfig | None = None,
+) -> FloatArray:
+    """Return the purchase days in ``[T, T + H)`` for every row of ``features`` (0 when none).
+
+    The count the hybrid CLV model's transaction distribution is fitted to: same-day
+    purchases count once, as in the BTYD literature.
+
+    Raises
+    ------
+    IncompleteLabelWindow
+        When a cutoff's window ends after ``end``.
+    """
+    config = config or LifecycleConfig()
+    cutoffs = sorted(pd.to_datetime(features["cutoff"].unique(), utc=True))
+    check_complete(cutoffs, horizon_days=horizon_days, end=end)
+    window = LabelWindow(events, cutoffs, horizon_days, config, None, None)
+    return np.nan_to_num(_merge_on_keys(features, window.activity(), "purchase_days"))
 
 
 @dataclass(frozen=True)

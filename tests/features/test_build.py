@@ -74,6 +74,8 @@ EXPECTED_COLUMNS = [
     "mean_purchase_gap_days",
     "var_purchase_gap_days",
     "purchase_gap_ratio",
+    "repeat_purchase_days",
+    "purchases_per_30d",
     "purchase_trend_30d",
     "revenue_trend_30d",
     "activity_trend_30d",
@@ -119,6 +121,8 @@ def test_build_features_hand_log_exact_values():
             "mean_purchase_gap_days": [45.5, nan],
             "var_purchase_gap_days": [480.5, nan],  # gaps 30 and 61 days
             "purchase_gap_ratio": [30 / 45.5, nan],
+            "repeat_purchase_days": [2, 0],  # three purchases on three days
+            "purchases_per_30d": [30 * 3 / (151 + 14 / 24), nan],  # tenure from 10:00 on Jan 1
             "purchase_trend_30d": [1, 0],
             "revenue_trend_30d": [30.0, 0.0],
             "activity_trend_30d": [2, 2],
