@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
 
 import lightgbm as lgb
 import numpy as np
@@ -26,7 +26,20 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+from lifecycle.models.btyd import BtydParams
+from lifecycle.models.hybrid import (
+    BTYD_CHURN_DIRECTION,
+    BTYD_COLUMNS,
+    BtydPrior,
+    Margin,
+    Start,
+    base_margin,
+    fit_offset,
+)
 from lifecycle.models.tasks import Task, eligible, spec
+
+if TYPE_CHECKING:
+    from lifecycle.models.distribution import ClvDistribution
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -64,6 +77,7 @@ def train_booster(
     num_boost_round: int = 2000,
     early_stopping_rounds: int = 50,
     callbacks: Sequence[Callable[..., Any]] = (),
+    init_scores: tuple[FloatArray, FloatArray] | None = None,
 ) -> lgb.Booster:
     """Train one booster with early stopping on the validation rows (named ``valid``).
 
@@ -79,6 +93,9 @@ def train_booster(
         Round cap, and rounds without improvement on ``valid`` before stopping.
     callbacks
         Extra callbacks, e.g. Optuna's pruning callback.
+    init_scores
+        Raw scores the boosting starts from on the training and validation rows (a hybrid
+        model's BTYD margin); the trees then learn corrections to it.
 
     Returns
     -------
@@ -86,8 +103,13 @@ def train_booster(
         Trained booster; ``best_iteration`` is the round kept.
     """
     names = list(feature_names)
-    train = lgb.Dataset(x_train, label=y_train, feature_name=names, free_raw_data=True)
-    valid = lgb.Dataset(x_valid, label=y_valid, reference=train, feature_name=names)
+    init_train, init_valid = init_scores if init_scores is not None else (None, None)
+    train = lgb.Dataset(
+        x_train, label=y_train, feature_name=names, free_raw_data=True, init_score=init_train
+    )
+    valid = lgb.Dataset(
+        x_valid, label=y_valid, reference=train, feature_name=names, init_score=init_valid
+    )
     return lgb.train(
         dict(params),
         train,
@@ -103,15 +125,113 @@ def _monotone_vector(feature_names: Sequence[str], monotone: Mapping[str, int]) 
 
 
 class _LgbmEstimator:
-    """Shared fitted state and helpers: feature list, booster, contributions, importance."""
+    """Shared fitted state and helpers: feature list, booster, contributions, importance.
+
+    With a :class:`~lifecycle.models.hybrid.BtydPrior` (``prior``) the estimator is a hybrid:
+    its booster sees the features plus the BTYD columns and starts from the BTYD margin
+    (``margin``; the booster's raw output is a correction to it).
+    """
 
     task: Task
     feature_names: list[str]
     booster_: lgb.Booster
+    prior: BtydPrior | None = None
+    margin: Margin | None = None
+    start_: Start | None = None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "booster_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet")
+
+    @property
+    def booster_feature_names(self) -> list[str]:
+        """The booster's columns: the features, then the BTYD columns of a hybrid."""
+        extra = list(BTYD_COLUMNS) if self.prior is not None else []
+        return [*self.feature_names, *extra]
+
+    def _design(
+        self, x: FloatArray, start: Start | None = None
+    ) -> tuple[FloatArray, FloatArray | None]:
+        """Return the booster's matrix and its starting margin (None: from zero) for ``x``."""
+        if self.prior is None:
+            return x, None
+        outputs = self.prior.outputs(x)
+        start = start or self.start_
+        margin = None
+        if start is not None:
+            inputs = x[:, self.prior.positions]
+            margin = start.margin(self.prior, inputs, outputs, self.prior.fitted())
+        return np.hstack([x, outputs[:, : len(BTYD_COLUMNS)]]), margin
+
+    def design_matrix(self, x: FloatArray) -> FloatArray:
+        """Return the booster's own input for a feature matrix (a hybrid's BTYD columns added).
+
+        What LightGBM's ``pred_contrib`` or shap's ``TreeExplainer`` read; the estimator's
+        :meth:`contributions_matrix` folds the BTYD columns back onto the features.
+        """
+        return self._design(x)[0]
+
+    def _training_design(
+        self,
+        frame: pd.DataFrame,
+        fits: Mapping[pd.Timestamp, BtydParams] | None,
+        starts: Sequence[Start] = (),
+    ) -> tuple[FloatArray, list[FloatArray]]:
+        """Return the booster's matrix of training rows and the margin of each start.
+
+        Each row uses its own cutoff's BTYD model.
+        """
+        x = matrix(frame, self.feature_names)
+        if self.prior is None:
+            return x, []
+        if fits is None:
+            raise ValueError("a hybrid estimator is fitted with the BTYD fits of its cutoffs")
+        outputs, margins = self.prior.outputs_by_cutoff(frame, x, fits, starts)
+        return np.hstack([x, outputs[:, : len(BTYD_COLUMNS)]]), margins
+
+    def _fit_hybrid(
+        self,
+        params: Mapping[str, Any],
+        kind: Margin,
+        train: pd.DataFrame,
+        y_train: FloatArray,
+        valid: pd.DataFrame,
+        y_valid: FloatArray,
+        fits: Mapping[pd.Timestamp, BtydParams],
+        **common: Any,
+    ) -> tuple[lgb.Booster, Start]:
+        """Fit one booster from each :class:`Start` mode; keep the lower validation loss.
+
+        ``y_train`` is the booster's own label (for ``p_purchase``: 1 for a purchase).
+        """
+        if self.prior is None:
+            raise RuntimeError("only a hybrid estimator starts from a BTYD margin")
+        lost = ~np.isfinite(train["days_since_first_purchase"].to_numpy(dtype=np.float64))
+        base = base_margin(kind, y_train[lost])
+        outputs, _ = self.prior.outputs_by_cutoff(train, matrix(train, self.feature_names), fits)
+        offset = fit_offset(kind, outputs, y_train)
+        starts = [Start(kind, mode, offset, base) for mode in ("full", "edge")]
+        xt, train_margins = self._training_design(train, fits, starts)
+        xv, valid_margins = self._training_design(valid, fits, starts)
+        metric = str(params["metric"])
+        best: tuple[float, lgb.Booster, Start] | None = None
+        for start, mt, mv in zip(starts, train_margins, valid_margins, strict=True):
+            booster = train_booster(
+                params,
+                xt,
+                y_train,
+                xv,
+                y_valid,
+                feature_names=self.booster_feature_names,
+                init_scores=(mt, mv),
+                **common,
+            )
+            loss = float(booster.best_score["valid"][metric])
+            if best is None or loss < best[0]:
+                best = (loss, booster, start)
+        if best is None:  # pragma: no cover - two starts are always tried
+            raise RuntimeError("no booster was fitted")
+        return best[1], best[2]
 
     def contributions(self, features: pd.DataFrame) -> FloatArray:
         """Per-feature SHAP values of the booster's raw score (last column: the base value).
@@ -128,29 +248,46 @@ class _LgbmEstimator:
         ``threads`` overrides the booster's thread count (serving uses 1: OpenMP threads
         competing with other requests for two cores cost far more than they save).
         """
-        values = self.booster_.predict(
-            x,
-            pred_contrib=True,
-            num_iteration=self.booster_.best_iteration or None,
-            **_thread_params(threads),
+        design, _ = self._design(x)
+        values = np.asarray(
+            self.booster_.predict(
+                design,
+                pred_contrib=True,
+                num_iteration=self.booster_.best_iteration or None,
+                **_thread_params(threads),
+            ),
+            dtype=np.float64,
         )
-        return np.asarray(values, dtype=np.float64)
+        if self.prior is None:
+            return values
+        return self.prior.fold(values, x, len(self.feature_names), self.start_)
 
     def raw_score_matrix(self, x: FloatArray, threads: int | None = None) -> FloatArray:
-        """Return the booster's raw output (what :meth:`contributions` add up to) for a matrix."""
+        """Return the model's raw output (what :meth:`contributions` add up to) for a matrix.
+
+        For a hybrid: the BTYD margin plus the booster's correction.
+        """
+        design, margin = self._design(x)
+        return self._raw(design, margin, threads)
+
+    def _raw(
+        self, design: FloatArray, margin: FloatArray | None, threads: int | None = None
+    ) -> FloatArray:
         raw = self.booster_.predict(
-            x,
+            design,
             raw_score=True,
             num_iteration=self.booster_.best_iteration or None,
             **_thread_params(threads),
         )
-        return np.asarray(raw, dtype=np.float64)
+        raw = np.asarray(raw, dtype=np.float64)
+        return raw if margin is None else raw + margin
 
     def importance(self) -> pd.Series:
         """Total gain per feature, highest first."""
         self._check_fitted()
         gain = self.booster_.feature_importance(importance_type="gain")
-        return pd.Series(gain, index=self.feature_names, name="gain").sort_values(ascending=False)
+        names = self.booster_feature_names
+        return pd.Series(gain, index=names, name="gain").sort_values(ascending=False)
 
     def _output(self, features: pd.DataFrame, values: Mapping[str, FloatArray]) -> pd.DataFrame:
         mask = eligible(self.task, features)
@@ -180,11 +317,15 @@ class LifecycleClassifier(_LgbmEstimator):
         below 2,000 rows or 100 of either class), or ``none``.
     monotone
         Feature name -> +1 / -1 monotone constraint (for churn training passes
-        :func:`lifecycle.features.definitions.churn_monotone`: the directions the features carry).
+        :func:`lifecycle.features.definitions.churn_monotone`: the directions the features carry;
+        a hybrid churn model adds :data:`~lifecycle.models.hybrid.BTYD_CHURN_DIRECTION`).
     seed, threads
         LightGBM seed and thread count (both part of reproducibility).
     num_boost_round, early_stopping_rounds
         Round cap and early-stopping patience on the validation cutoff.
+    prior, margin
+        A BTYD prior makes the classifier a hybrid (:mod:`lifecycle.models.hybrid`); ``margin``
+        names the BTYD output the boosting starts from (None: only the appended columns).
 
     Examples
     --------
@@ -209,9 +350,15 @@ class LifecycleClassifier(_LgbmEstimator):
         threads: int = 1,
         num_boost_round: int = 2000,
         early_stopping_rounds: int = 50,
+        prior: BtydPrior | None = None,
+        margin: Margin | None = None,
     ) -> None:
         if spec(task).kind != "classification":
             raise ValueError(f"{task} is not a classification task")
+        if margin is not None and prior is None:
+            raise ValueError("a BTYD margin needs a BTYD prior")
+        self.prior = prior
+        self.margin = margin
         self.task = task
         self.feature_names = list(feature_names)
         self.params = dict(params or {})
@@ -231,7 +378,10 @@ class LifecycleClassifier(_LgbmEstimator):
             **base_params(seed=self.seed, threads=self.threads),
         }
         if self.monotone:
-            params["monotone_constraints"] = _monotone_vector(self.feature_names, self.monotone)
+            monotone = dict(self.monotone)
+            if self.prior is not None and self.task == "churn":
+                monotone.update(BTYD_CHURN_DIRECTION)
+            params["monotone_constraints"] = _monotone_vector(self.booster_feature_names, monotone)
             params["monotone_constraints_method"] = "intermediate"
         return params
 
@@ -241,21 +391,47 @@ class LifecycleClassifier(_LgbmEstimator):
         y_train: npt.ArrayLike,
         valid: pd.DataFrame,
         y_valid: npt.ArrayLike,
+        *,
+        btyd_fits: Mapping[pd.Timestamp, BtydParams] | None = None,
     ) -> Self:
-        """Train on ``train`` with early stopping on ``valid``, then calibrate on ``valid``."""
+        """Train on ``train`` with early stopping on ``valid``, then calibrate on ``valid``.
+
+        A hybrid needs ``btyd_fits``: the BTYD model fitted at each cutoff of the rows.
+        """
         yt = np.asarray(y_train, dtype=np.float64)
         yv = np.asarray(y_valid, dtype=np.float64)
-        self.booster_ = train_booster(
-            self.lgb_params(),
-            matrix(train, self.feature_names),
-            yt,
-            matrix(valid, self.feature_names),
-            yv,
-            feature_names=self.feature_names,
-            num_boost_round=self.num_boost_round,
-            early_stopping_rounds=self.early_stopping_rounds,
-        )
-        margin = self._margin(valid)
+        if self.prior is not None:
+            if btyd_fits is None:
+                raise ValueError("a hybrid classifier is fitted with the BTYD fits of its cutoffs")
+            self.prior.set_fits(btyd_fits, train)
+        if self.prior is not None and self.margin is not None and btyd_fits is not None:
+            self.booster_, self.start_ = self._fit_hybrid(
+                self.lgb_params(),
+                self.margin,
+                train,
+                yt,
+                valid,
+                yv,
+                btyd_fits,
+                num_boost_round=self.num_boost_round,
+                early_stopping_rounds=self.early_stopping_rounds,
+            )
+        else:
+            xt, _ = self._training_design(train, btyd_fits)
+            xv0, _ = self._training_design(valid, btyd_fits)
+            self.booster_ = train_booster(
+                self.lgb_params(),
+                xt,
+                yt,
+                xv0,
+                yv,
+                feature_names=self.booster_feature_names,
+                num_boost_round=self.num_boost_round,
+                early_stopping_rounds=self.early_stopping_rounds,
+            )
+        starts = [self.start_] if self.start_ is not None else []
+        xv, margins = self._training_design(valid, btyd_fits, starts)
+        margin = self._raw(xv, margins[0] if margins else None)
         self.calibration_method_ = self._choose_calibration(margin, yv)
         self.calibrator_ = _fit_calibrator(self.calibration_method_, margin, yv)
         return self
@@ -435,15 +611,20 @@ class ClvRegressor(_LgbmEstimator):
         return out["clv_p10"], out["clv_p90"]
 
     def predict_matrix(self, x: FloatArray, threads: int | None = None) -> dict[str, FloatArray]:
-        """``clv``, ``clv_p10`` and ``clv_p90`` for every row of a float64 matrix."""
+        """``clv``, ``clv_p10`` and ``clv_p90`` for every row of a float64 matrix.
+
+        Not a distribution: the other CLV outputs (median, purchase days) are NaN.
+        """
         self._check_fitted()
         mean = self._mean(x, threads)
         lo, hi = self._bracket(*self._raw_interval(x, threads), mean)
         margin = self.conformal_margin_
+        unknown = np.full(len(mean), np.nan)
         return {
             "clv": mean,
             "clv_p10": np.minimum(lo - margin, mean),
             "clv_p90": np.maximum(hi + margin, mean),
+            **{name: unknown for name in spec("clv").outputs[3:]},
         }
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -451,7 +632,8 @@ class ClvRegressor(_LgbmEstimator):
         return self._output(features, self.predict_matrix(matrix(features, self.feature_names)))
 
 
-LifecycleEstimator = LifecycleClassifier | ClvRegressor
+LifecycleEstimator: TypeAlias = "LifecycleClassifier | ClvRegressor | ClvDistribution"
+"""Any fitted task estimator (the hybrid CLV model is in :mod:`lifecycle.models.distribution`)."""
 
 
 def import_shap() -> Any:
@@ -527,11 +709,38 @@ def _apply_calibrator(calibrator: Calibrator, margin: FloatArray) -> FloatArray:
     # linear interpolation between its thresholds, clipped at the ends; Platt is a logistic
     # function of the margin.
     if isinstance(calibrator, IsotonicRegression):
-        return np.interp(_sigmoid(margin), calibrator.X_thresholds_, calibrator.y_thresholds_)
+        return _isotonic(calibrator, margin)
     if isinstance(calibrator, LogisticRegression):
         slope, intercept = float(calibrator.coef_[0, 0]), float(calibrator.intercept_[0])
         return _sigmoid(slope * margin + intercept)
     return _sigmoid(margin)
+
+
+def _isotonic(calibrator: IsotonicRegression, margin: FloatArray) -> FloatArray:
+    """Isotonic calibration that keeps moving beyond the calibration rows' margins.
+
+    Inside the range of the calibration cutoff's margins it is the fitted step function;
+    beyond either end the margin's change is added on the log-odds scale to the end value,
+    so a hybrid's BTYD margin still raises (or lowers) the probability where no calibration
+    row was (a customer away far longer than any seen in training).
+    """
+    xs, ys = calibrator.X_thresholds_, calibrator.y_thresholds_
+    prob = np.interp(_sigmoid(margin), xs, ys)
+    if len(xs) == 0:
+        return prob
+    low, high = _logit(float(xs[0])), _logit(float(xs[-1]))
+    beyond_high = margin > high
+    beyond_low = margin < low
+    if beyond_high.any():
+        prob[beyond_high] = _sigmoid(_logit(float(ys[-1])) + margin[beyond_high] - high)
+    if beyond_low.any():
+        prob[beyond_low] = _sigmoid(_logit(float(ys[0])) + margin[beyond_low] - low)
+    return prob
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, PROBABILITY_FLOOR), 1.0 - PROBABILITY_FLOOR)
+    return math.log(p / (1.0 - p))
 
 
 def _thread_params(threads: int | None) -> dict[str, Any]:

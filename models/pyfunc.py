@@ -23,7 +23,7 @@ ARTIFACT = "model"
 
 
 class LifecyclePyfunc(PythonModel):
-    """Serve a fitted :class:`~lifecycle.models.lgbm.LifecycleClassifier` or ``ClvRegressor``."""
+    """Serve a fitted task estimator (:data:`~lifecycle.models.lgbm.LifecycleEstimator`)."""
 
     estimator: LifecycleEstimator
 

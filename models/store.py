@@ -352,12 +352,14 @@ def load_version(client: MlflowClient, task: Task, name: str, version: str) -> L
     """
     import mlflow
 
+    from lifecycle.models.distribution import ClvDistribution
     from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
 
     where = f"{name} v{version}"
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     estimator = model.unwrap_python_model().estimator
-    if not isinstance(estimator, LifecycleClassifier | ClvRegressor) or estimator.task != task:
+    kinds = LifecycleClassifier | ClvRegressor | ClvDistribution
+    if not isinstance(estimator, kinds) or estimator.task != task:
         raise StoreError(f"{where} is not a {task} model")
     _check_signature(model, estimator, where)
     record = read_record(model.metadata.metadata, where)

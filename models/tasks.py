@@ -123,6 +123,21 @@ class TaskSpec:
         return self.oracle_columns.get(horizon_days)
 
 
+CLV_OUTPUTS = (
+    "clv",
+    "clv_p10",
+    "clv_p90",
+    "clv_median",
+    "expected_transactions",
+    "p_no_purchase",
+    "transactions_p10",
+    "transactions_median",
+    "transactions_p90",
+)
+"""The CLV model's outputs: revenue's mean, P10, P90 and median, then the purchase days' mean,
+P(no purchase day) and P10, median and P90 over the CLV horizon. A model that is not a
+distribution (the ``lightgbm`` learner) answers NaN for the last six."""
+
 _CLASSIFICATION_HEADLINE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 _CLASSIFICATION_CONSOLE = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10")
 _AUC_PRIMARY = PrimaryMetric("roc_auc", higher_is_better=True, tolerance=0.005, relative=False)
@@ -174,7 +189,7 @@ SPECS: Mapping[Task, TaskSpec] = MappingProxyType(
         "clv": TaskSpec(
             name="clv",
             kind="regression",
-            outputs=("clv", "clv_p10", "clv_p90"),
+            outputs=CLV_OUTPUTS,
             eligibility="everyone",
             horizon_field="clv_days",
             primary_metric=PrimaryMetric(

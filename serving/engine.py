@@ -34,7 +34,7 @@ from lifecycle.features.definitions import model_features
 from lifecycle.features.rfm import rfm_segment
 from lifecycle.features.schema import STAGES
 from lifecycle.features.validate import validate_events
-from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
+from lifecycle.models.lgbm import LifecycleEstimator
 from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
 from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
 from lifecycle.models.store import (
@@ -55,7 +55,7 @@ from lifecycle.serving.settings import ServeSettings
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
-Estimator = LifecycleClassifier | ClvRegressor
+Estimator = LifecycleEstimator
 
 BATCH_ROWS = 64
 """From this many rows on, a call uses ``batch_threads`` LightGBM threads instead of ``threads``."""
@@ -564,6 +564,9 @@ class Engine:
                     "expected": clv["clv"],
                     "p10": clv["clv_p10"],
                     "p90": clv["clv_p90"],
+                    "median": _number(clv["clv_median"]),
+                    "expected_transactions": _number(clv["expected_transactions"]),
+                    "p_no_purchase": _number(clv["p_no_purchase"]),
                     "currency": self.currency,
                     "horizon_days": self.horizon("clv"),
                 },

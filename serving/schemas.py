@@ -143,11 +143,25 @@ class Explanation(BaseModel):
 
 
 class Clv(BaseModel):
-    """Expected revenue over the CLV horizon with its P10-P90 interval."""
+    """Revenue over the CLV horizon: its mean and P10-P90 interval, and the purchases in it."""
 
     expected: float
     p10: float
     p90: float
+    median: float | None = Field(
+        None, description="Median revenue over the horizon (null for a model without one)."
+    )
+    expected_transactions: float | None = Field(
+        None,
+        description=(
+            "Expected number of days with a purchase over the horizon (same-day purchases "
+            "count once; null for a model that does not predict them)."
+        ),
+    )
+    p_no_purchase: float | None = Field(
+        None,
+        description="Probability of no purchase over the horizon (null when not predicted).",
+    )
     currency: str
     horizon_days: int
 

@@ -81,6 +81,11 @@ class TrainingConfig(_Strict):
     tasks: tuple[Task, ...] = TASKS
     horizons: Horizons = Horizons()
     cutoffs: CutoffSettings = CutoffSettings()
+    learner: Literal["hybrid", "lightgbm"] = "hybrid"
+    """``hybrid``: boosting that starts from a BTYD model fitted at each cutoff, and CLV as a
+    distribution (:mod:`lifecycle.models.hybrid`); ``lightgbm``: boosting on the features alone
+    (CLV from quantile boosters). A log without enough repeat buyers for a BTYD model trains
+    ``lightgbm`` and says so."""
     protocol: Literal["time", "customer"] = "time"
     report_customer_split: bool = True
     max_train_cutoffs: int = Field(12, gt=0)

@@ -429,15 +429,377 @@ def metrics_by_group(
     return result
 
 
+# ---------------------------------------------------------------- proper scoring rules
+#
+# A predictive distribution is scored on the observed value by a proper scoring rule (Gneiting &
+# Raftery 2007, "Strictly proper scoring rules, prediction, and estimation", JASA 102): the log
+# score and the continuous ranked probability score (CRPS), both lower-is-better here. Count
+# distributions are tables ``n x (K + 1)`` of P(N = 0 .. K - 1) and, in the last column, the tail
+# P(N >= K), which every function here takes as mass at ``K`` (as
+# ``lifecycle.models.distribution.compound_cdf`` does).
+
+COUNT_LOG_FLOOR = 1e-12
+"""Probabilities below this count as this in :func:`count_log_score` (a finite penalty for 0)."""
+
+
+def _table(table: ArrayLike) -> np.ndarray:
+    """Return a count table as a 2-d float array with at least one column."""
+    arr = np.asarray(table, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] < 1:
+        raise ValueError(f"a count table must be n x (K + 1), got shape {arr.shape}")
+    return arr
+
+
+def count_pmf_at(table: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """Return each row's probability of its observed count (the tail column for ``y >= K``).
+
+    Parameters
+    ----------
+    table
+        ``n x (K + 1)`` count probabilities, the last column ``P(N >= K)``.
+    y
+        Observed counts; a negative or non-integer value has probability 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n`` probabilities, for :func:`count_log_score`.
+
+    Examples
+    --------
+    >>> count_pmf_at([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]], [1, 7]).tolist()
+    [0.3, 0.2]
+    """
+    t = _table(table)
+    y_ = _as_1d(y, "y")
+    if len(y_) != len(t):
+        raise ValueError(f"y has {len(y_)} rows but the table has {len(t)}")
+    whole = (y_ >= 0) & (y_ == np.round(y_))
+    column = np.clip(np.nan_to_num(y_), 0, t.shape[1] - 1).astype(int)
+    return np.where(whole, t[np.arange(len(t)), column], 0.0)
+
+
+def count_log_score(pmf_at_y: ArrayLike, *, floor: float = COUNT_LOG_FLOOR) -> float:
+    """Mean negative log-likelihood of the observed counts (the log score; lower is better).
+
+    Parameters
+    ----------
+    pmf_at_y
+        Each row's predicted probability of its observed count (:func:`count_pmf_at`).
+    floor
+        Probabilities below ``floor`` (an outcome the model called impossible) count as
+        ``floor``, so one such row costs ``-log(floor)`` (27.6 nats by default), not infinity.
+
+    Returns
+    -------
+    float
+        ``mean(-log(max(p, floor)))`` in nats; ``nan`` without rows.
+
+    Examples
+    --------
+    >>> round(count_log_score([0.5, 0.25]), 4)  # (log 2 + log 4) / 2
+    1.0397
+    >>> round(count_log_score([0.0], floor=1e-6), 4)
+    13.8155
+    """
+    p = _as_1d(pmf_at_y, "pmf_at_y")
+    if len(p) == 0:
+        return math.nan
+    return float(-np.log(np.clip(p, floor, 1.0)).mean())
+
+
+def crps_count(table: ArrayLike, y: ArrayLike) -> np.ndarray:
+    """CRPS of count distributions, exactly: the integral of ``(F(z) - 1{z >= y})^2`` over z.
+
+    ``F`` is a step function, constant on each ``[k, k + 1)``, so the integral is a finite sum
+    over ``k < K`` plus ``max(y - K, 0)`` beyond the table (where ``F = 1``) and ``max(-y, 0)``
+    below 0 (where ``F = 0``). For a whole ``y`` it is the usual ``sum_k (F(k) - 1{y <= k})^2``;
+    any real ``y`` (a point forecast scored as a count, a negative value) is handled exactly.
+
+    Parameters
+    ----------
+    table
+        ``n x (K + 1)`` count probabilities, the last column ``P(N >= K)`` taken as mass at K.
+    y
+        Observed values, one per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        One CRPS per row (same unit as ``y``; lower is better). A point mass at ``m`` scores
+        ``|y - m|``.
+
+    Examples
+    --------
+    >>> crps_count([[0.0, 0.0, 1.0]], [5.0])  # all mass at 2: |5 - 2|
+    array([3.])
+    >>> crps_count([[0.5, 0.5]], [0.0])  # F(0) = 0.5 on [0, 1): 0.5 ** 2
+    array([0.25])
+    """
+    t = _table(table)
+    y_ = _as_1d(y, "y")
+    if len(y_) != len(t):
+        raise ValueError(f"y has {len(y_)} rows but the table has {len(t)}")
+    k_max = t.shape[1] - 1
+    cdf = np.minimum(np.cumsum(t[:, :k_max], axis=1), 1.0)  # F(k), k < K
+    below = np.clip(y_[:, None] - np.arange(k_max), 0.0, 1.0)  # share of [k, k + 1) below y
+    inside = (below * cdf**2 + (1.0 - below) * (1.0 - cdf) ** 2).sum(axis=1)
+    return inside + np.maximum(-y_, 0.0) + np.maximum(y_ - k_max, 0.0)
+
+
+def _gamma_abs_pairs(k_max: int, shape: float) -> np.ndarray:
+    """``E|G_j - G_k|`` for independent Gamma(``j shape``, 1) and Gamma(``k shape``, 1), j, k <= K.
+
+    ``G_j + G_k`` is Gamma(``a + b``) and independent of ``B = G_j / (G_j + G_k)``, which is
+    Beta(``a``, ``b``), so ``E|G_j - G_k| = (a + b) E|2B - 1|`` with
+    ``E|2B - 1| = 2 (2 a / (a + b) P'(B > 1/2) - P(B > 1/2)) - (2 a / (a + b) - 1)`` and ``P'``
+    the Beta(``a + 1``, ``b``) probability.
+    """
+    from scipy import special
+
+    a = np.arange(k_max + 1, dtype=float) * shape
+    aj, ak = np.meshgrid(a, a, indexing="ij")
+    out = np.zeros_like(aj)
+    both = (aj > 0) & (ak > 0)
+    x, z = aj[both], ak[both]
+    share = x / (x + z)
+    above = 1.0 - special.betainc(x, z, 0.5)
+    above_1 = 1.0 - special.betainc(x + 1.0, z, 0.5)
+    out[both] = (x + z) * (2.0 * (2.0 * share * above_1 - above) - (2.0 * share - 1.0))
+    out[(aj == 0) & (ak > 0)] = ak[(aj == 0) & (ak > 0)]
+    out[(aj > 0) & (ak == 0)] = aj[(aj > 0) & (ak == 0)]
+    return out
+
+
+def crps_compound(
+    table: ArrayLike,
+    mean_per_day: ArrayLike,
+    shape: float,
+    y: ArrayLike,
+    *,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """CRPS of compound Gamma revenue: ``N`` purchase days, each Gamma(``shape``) with a mean.
+
+    The distribution of :func:`lifecycle.models.distribution.compound_cdf`: given ``N = k``
+    (the tail column taken as ``K``) revenue is Gamma(``k shape``, scale ``theta``) with
+    ``theta = mean_per_day / shape``, and 0 when ``k = 0``. The CRPS equals
+    ``E|R - y| - E|R - R'| / 2`` (Gneiting & Raftery 2007, eq. 21), and both terms are closed
+    forms here: ``E|G - y| = y (2 P(a, y / theta) - 1) - a theta (2 P(a + 1, y / theta) - 1)``
+    for ``G`` ~ Gamma(``a``, ``theta``) (``P`` the regularised lower incomplete gamma; the CRPS
+    of a Gamma, Scheuerer & Möller 2015), and ``E|R - R'| = theta p' D p`` with ``D`` the table
+    of ``E|G_j - G_k|`` at unit scale, which depends on ``shape`` only. So the result is the
+    integral of ``(F(z) - 1{z >= y})^2`` up to rounding (the tests check it against numerical
+    integration of ``compound_cdf``), with no grid to tune; a negative ``y`` (refunds) is
+    scored as the distance to a distribution that lives on ``[0, inf)``.
+
+    Parameters
+    ----------
+    table
+        ``n x (K + 1)`` purchase-day probabilities, the last column ``P(N >= K)``.
+    mean_per_day
+        ``n`` means of one purchase day's value (floored at 1e-12, as ``compound_cdf`` does).
+    shape
+        The Gamma shape of one purchase day's value (> 0).
+    y
+        Observed revenue, one per row.
+    chunk
+        Rows handled at once (bounds the memory of the ``n x (K + 1)`` temporaries).
+
+    Returns
+    -------
+    numpy.ndarray
+        One CRPS per row, in the unit of ``y``.
+
+    Examples
+    --------
+    >>> crps_compound([[1.0, 0.0]], [10.0], 2.0, [3.0])  # all mass at 0: |3 - 0|
+    array([3.])
+    >>> # one purchase day of Exponential(mean 1): CRPS at 0 is E|R| - E|R - R'| / 2 = 1 - 1/2
+    >>> crps_compound([[0.0, 1.0]], [1.0], 1.0, [0.0]).round(6)
+    array([0.5])
+    """
+    from scipy import special
+
+    t = _table(table)
+    y_ = _as_1d(y, "y")
+    mean = _as_1d(mean_per_day, "mean_per_day")
+    if not (len(y_) == len(t) == len(mean)):
+        raise ValueError("table, mean_per_day and y need the same number of rows")
+    if not (math.isfinite(shape) and shape > 0):
+        raise ValueError(f"shape must be positive, got {shape}")
+    k_max = t.shape[1] - 1
+    pairs = _gamma_abs_pairs(k_max, shape)
+    a = np.arange(1, k_max + 1, dtype=float) * shape
+    out = np.empty(len(t))
+    for start in range(0, len(t), max(chunk, 1)):
+        rows = slice(start, start + max(chunk, 1))
+        p, yy = t[rows], y_[rows]
+        theta = np.maximum(mean[rows], 1e-12) / shape
+        x = np.maximum(yy, 0.0)[:, None] / theta[:, None]
+        p_a = special.gammainc(a, x)
+        p_a1 = special.gammainc(a + 1.0, x)
+        to_y = p[:, 0] * np.abs(yy) + (
+            p[:, 1:] * (yy[:, None] * (2.0 * p_a - 1.0) - a * theta[:, None] * (2.0 * p_a1 - 1.0))
+        ).sum(axis=1)
+        spread = theta * np.einsum("ij,jk,ik->i", p, pairs, p)
+        out[rows] = to_y - 0.5 * spread
+    return np.maximum(out, 0.0)
+
+
+def pit_coverage(
+    cdf_below: ArrayLike,
+    cdf_at: ArrayLike,
+    lo: float = 0.1,
+    hi: float = 0.9,
+    *,
+    seed: int = 0,
+) -> float:
+    """Share of randomised PIT values in ``[lo, hi]``: ``hi - lo`` for a calibrated model.
+
+    The randomised probability integral transform ``u = F(y-) + U (F(y) - F(y-))`` with ``U``
+    uniform (Czado, Gneiting & Held 2009, "Predictive model assessment for count data") is
+    exactly uniform when the predictive distributions are right, atoms (zero revenue, counts)
+    included; so the share of ``u`` in ``[lo, hi]`` should be ``hi - lo`` overall and in any
+    subgroup chosen from the predictions. Raw coverage of an interval cannot do that with an
+    atom at 0: ``[0, P90]`` holds every zero.
+
+    Parameters
+    ----------
+    cdf_below, cdf_at
+        ``F(y-)`` and ``F(y)`` of each row's predictive distribution at its observed value.
+    lo, hi
+        The band of PIT values (0.1 and 0.9: a central 80 % interval).
+    seed
+        Seed of the uniform draws.
+
+    Returns
+    -------
+    float
+        The share of rows whose PIT value lies in ``[lo, hi]``; ``nan`` without rows.
+
+    Examples
+    --------
+    >>> pit_coverage([0.0, 0.5, 0.95], [0.0, 0.5, 1.0])  # PIT 0, 0.5, and in [0.95, 1]
+    0.3333333333333333
+    """
+    below, at = _pair(cdf_below, cdf_at, "cdf_at")
+    if len(at) == 0:
+        return math.nan
+    u = below + np.random.default_rng(seed).random(len(at)) * (at - below)
+    return float(np.mean((u >= lo) & (u <= hi)))
+
+
+def _interval_cell(
+    y: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    implied: np.ndarray,
+    pit: np.ndarray,
+    by: np.ndarray,
+    levels: tuple[float, float],
+) -> dict[str, float]:
+    """Return the interval figures of one group of rows."""
+    if len(y) == 0:
+        return {"n": 0.0}
+    return {
+        "n": float(len(y)),
+        "predicted_mean": float(by.mean()),
+        "raw": float(np.mean((lo <= y) & (y <= hi))),
+        "implied": float(np.mean(implied)),
+        "pit": float(np.mean((pit >= levels[0]) & (pit <= levels[1]))),
+        "mean_width": float(np.mean(hi - lo)),
+        "min_lower": float(lo.min()),
+    }
+
+
+def interval_report(
+    y: ArrayLike,
+    lo: ArrayLike,
+    hi: ArrayLike,
+    implied: ArrayLike,
+    pit: ArrayLike,
+    by: ArrayLike,
+    *,
+    levels: tuple[float, float] = (0.1, 0.9),
+    n_groups: int = 10,
+) -> dict[str, Any]:
+    """How a predictive interval covers, read three ways, overall and per decile of ``by``.
+
+    - ``raw``: the share of rows with ``lo <= y <= hi``;
+    - ``implied``: the raw coverage the model itself expects, the mean of
+      ``F(hi) - F(lo-)``. For a distribution with an atom (revenue 0 with probability 0.6,
+      say) a P10-P90 interval ``[0, P90]`` holds the whole atom, so a calibrated model expects
+      *more* than 80 % raw coverage; compare ``raw`` with ``implied``, not with 0.8;
+    - ``pit``: the share of randomised PIT values (:func:`pit_coverage`) in ``levels``, which
+      is ``levels[1] - levels[0]`` for a calibrated model whatever the atoms.
+
+    Parameters
+    ----------
+    y
+        Observed values.
+    lo, hi
+        The interval's bounds per row (for example the served P10 and P90).
+    implied
+        ``F(hi) - F(lo-)`` per row, from the model's distribution.
+    pit
+        The randomised PIT value of each row's observation.
+    by
+        The predicted value that defines the deciles (:func:`prediction_deciles`: decile 1
+        holds the highest predictions).
+    levels
+        The PIT band (0.1, 0.9).
+    n_groups
+        Number of groups (10: deciles).
+
+    Returns
+    -------
+    dict
+        ``overall`` and ``by_decile`` (a list, highest predictions first), each with ``n``,
+        ``predicted_mean``, ``raw``, ``implied``, ``pit``, ``mean_width`` and ``min_lower``,
+        plus ``target`` (``levels[1] - levels[0]``).
+
+    Examples
+    --------
+    >>> report = interval_report([0.0, 5.0, 20.0, 2.0], [0.0, 0.0, 1.0, 1.0],
+    ...                          [10.0, 10.0, 10.0, 10.0], [0.85, 0.85, 0.8, 0.8],
+    ...                          [0.3, 0.5, 0.95, 0.2], [1.0, 2.0, 3.0, 4.0], n_groups=2)
+    >>> report["overall"]["raw"], report["overall"]["implied"], report["overall"]["pit"]
+    (0.75, 0.825, 0.75)
+    >>> [d["raw"] for d in report["by_decile"]]  # highest predictions (rows 3, 2) first
+    [0.5, 1.0]
+    """
+    y_ = _as_1d(y, "y")
+    arrays = [_pair(y_, v, name)[1] for v, name in ((lo, "lo"), (hi, "hi"), (implied, "implied"))]
+    pit_ = _pair(y_, pit, "pit")[1]
+    by_ = _pair(y_, by, "by")[1]
+    lo_, hi_, implied_ = arrays
+    cell = _interval_cell
+    return {
+        "target": float(levels[1] - levels[0]),
+        "overall": cell(y_, lo_, hi_, implied_, pit_, by_, levels),
+        "by_decile": [
+            cell(y_[g], lo_[g], hi_[g], implied_[g], pit_[g], by_[g], levels)
+            for g in prediction_deciles(by_, n_groups=n_groups)
+        ],
+    }
+
+
 __all__ = [
     "CLASSIFICATION_KEYS",
     "REGRESSION_KEYS",
     "classification_metrics",
+    "count_log_score",
+    "count_pmf_at",
+    "crps_compound",
+    "crps_count",
     "decile_mape",
     "expected_calibration_error",
+    "interval_report",
     "lift_and_capture",
     "metrics_by_group",
     "normalized_gini",
+    "pit_coverage",
     "prediction_deciles",
     "regression_metrics",
 ]

@@ -24,18 +24,30 @@ from lifecycle.features.build import (
 )
 from lifecycle.features.definitions import churn_monotone
 from lifecycle.features.schema import STAGES
+from lifecycle.models.btyd import BtydParams
+from lifecycle.models.distribution import ClvDistribution
+from lifecycle.models.hybrid import BtydPrior, fit_btyd_by_cutoff
 from lifecycle.models.lgbm import (
     ClvRegressor,
     FloatArray,
     LifecycleClassifier,
     LifecycleEstimator,
-    matrix,
 )
 from lifecycle.models.rules import RfmCellRate, last_period
 from lifecycle.models.tasks import Task, eligible, spec
 from lifecycle.training.config import TrainingConfig
-from lifecycle.training.labels import build_labels, observation_end, window_end
-from lifecycle.training.metrics import classification_metrics, metrics_by_group, regression_metrics
+from lifecycle.training.labels import (
+    build_labels,
+    observation_end,
+    purchase_day_labels,
+    window_end,
+)
+from lifecycle.training.metrics import (
+    classification_metrics,
+    interval_report,
+    metrics_by_group,
+    regression_metrics,
+)
 from lifecycle.training.splits import Split, SplitError, customer_groups, customer_split, time_split
 from lifecycle.training.tune import TuningResult, tune
 
@@ -68,6 +80,8 @@ class TrainingResult:
     data: dict[str, Any]
     tasks: dict[Task, TaskResult]
     seconds: float
+    btyd: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The hybrid's BTYD model at each cutoff (ISO date -> parameters); empty for lightgbm."""
 
     def summary(self, run: dict[str, Any] | None = None) -> dict[str, Any]:
         """Return the summary the HTML report and model cards render."""
@@ -249,6 +263,56 @@ def _evaluate(
     return out
 
 
+@dataclass(frozen=True)
+class Hybrid:
+    """What a hybrid estimator is fitted with.
+
+    The BTYD fits per cutoff and, for CLV, the purchase days in each row's horizon (training
+    and validation rows).
+    """
+
+    fits: dict[pd.Timestamp, BtydParams]
+    counts: tuple[FloatArray, FloatArray] | None = None
+
+
+def new_estimator(
+    task: Task,
+    config: TrainingConfig,
+    params: dict[str, Any],
+    feature_names: list[str],
+    *,
+    hybrid: bool,
+) -> LifecycleEstimator:
+    """Return one task's unfitted estimator, as the config and the learner say."""
+    common: dict[str, Any] = {"params": params, "seed": config.seed, "threads": config.threads}
+    horizon = config.horizons.of(task)
+    if spec(task).kind == "regression":
+        if hybrid:
+            return ClvDistribution(
+                feature_names, horizon_days=horizon, coverage=config.clv_coverage, **common
+            )
+        return ClvRegressor(feature_names, coverage=config.clv_coverage, **common)
+    monotone = churn_monotone(config.lifecycle) if spec(task).monotone else None
+    prior = BtydPrior(feature_names, horizon_days=horizon) if hybrid else None
+    # churn starts from BTYD's P(no purchase) when churn means "no purchase"; the next stage
+    # from P(a purchase) (a first or further purchase is how a buyer moves on)
+    purchases = set(config.qualifying_events()) == set(config.lifecycle.stages.purchase_events)
+    margin = None
+    if hybrid and task == "churn" and purchases:
+        margin = "p_no_purchase"
+    elif hybrid and task == "next_stage":
+        margin = "p_purchase"
+    return LifecycleClassifier(
+        task,
+        feature_names,
+        calibration=config.calibration,
+        monotone=monotone,
+        prior=prior,
+        margin=margin,  # type: ignore[arg-type]
+        **common,
+    )
+
+
 def fit_estimator(
     task: Task,
     config: TrainingConfig,
@@ -258,28 +322,35 @@ def fit_estimator(
     y_train: FloatArray,
     valid: pd.DataFrame,
     y_valid: FloatArray,
+    hybrid: Hybrid | None = None,
 ) -> LifecycleEstimator:
-    """Fit one task's estimator with the given booster parameters (calibrated on ``valid``)."""
-    common = {"params": params, "seed": config.seed, "threads": config.threads}
-    if spec(task).kind == "regression":
-        return ClvRegressor(feature_names, coverage=config.clv_coverage, **common).fit(  # type: ignore[arg-type]
-            train, y_train, valid, y_valid
+    """Fit one task's estimator with the given booster parameters (calibrated on ``valid``).
+
+    With ``hybrid`` the estimator starts from the BTYD model (:mod:`lifecycle.models.hybrid`).
+    """
+    estimator = new_estimator(task, config, params, feature_names, hybrid=hybrid is not None)
+    if isinstance(estimator, ClvDistribution):
+        if hybrid is None or hybrid.counts is None:
+            raise ValueError("a CLV distribution is fitted with the purchase days of its rows")
+        return estimator.fit(
+            train,
+            y_train,
+            valid,
+            y_valid,
+            counts_train=hybrid.counts[0],
+            counts_valid=hybrid.counts[1],
+            btyd_fits=hybrid.fits,
         )
-    monotone = churn_monotone(config.lifecycle) if spec(task).monotone else None
-    clf = LifecycleClassifier(
-        task,
-        feature_names,
-        calibration=config.calibration,
-        monotone=monotone,
-        **common,  # type: ignore[arg-type]
-    )
-    return clf.fit(train, y_train, valid, y_valid)
+    if isinstance(estimator, LifecycleClassifier):
+        fits = hybrid.fits if hybrid is not None else None
+        return estimator.fit(train, y_train, valid, y_valid, btyd_fits=fits)
+    return estimator.fit(train, y_train, valid, y_valid)
 
 
 def _model_scores(
     task: Task, estimator: LifecycleEstimator, rows: pd.DataFrame
 ) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
-    if isinstance(estimator, ClvRegressor):
+    if isinstance(estimator, ClvRegressor | ClvDistribution):
         lo, hi = estimator.predict_interval(rows)
         return {"model": estimator.predict_clv(rows)}, {"lower": lo, "upper": hi}
     return {
@@ -298,6 +369,8 @@ def _run_task(
     truth: pd.DataFrame | None,
     feature_names: list[str],
     progress: Progress,
+    fits: dict[pd.Timestamp, BtydParams] | None = None,
+    counts: FloatArray | None = None,
 ) -> TaskResult:
     horizon = config.horizons.of(task)
     usable = eligible(task, features) & np.isfinite(labels)
@@ -323,27 +396,41 @@ def _run_task(
     y_train, y_valid, y_eval = labels[train_mask], labels[valid_mask], labels[eval_mask]
     _check_labels(task, primary, y_train, y_valid)
 
+    hybrid = None
+    if fits is not None:
+        # the BTYD models of this task's cutoffs only: the model keeps the last one (the
+        # evaluation cutoff's), never one fitted on events inside the evaluation window
+        fits = {c: p for c, p in fits.items() if c <= primary.eval}
+        pair = None if counts is None else (counts[train_mask], counts[valid_mask])
+        hybrid = Hybrid(fits, pair)
     tune_rows = _tuning_sample(len(train), config.tuning.max_rows, config.seed)
     sampled = f" (a sample of {len(train):,} training rows)" if len(tune_rows) < len(train) else ""
     progress(f"{task}: tuning on {len(tune_rows):,} rows, validating on {len(valid):,}{sampled}")
-    probe = _fit_params(task, config, feature_names)
+    probe = new_estimator(task, config, {}, feature_names, hybrid=hybrid is not None)
     regression = spec(task).kind == "regression"  # Tweedie needs non-negative labels
     y_tune = y_train[tune_rows]
+    tune_train = train.iloc[tune_rows]
+    # a hybrid's structure is tuned on the trees' own task (the BTYD columns as features);
+    # fitting then chooses where the boosting starts (models.hybrid.Start)
+    if probe.prior is not None and fits is not None:
+        probe.prior.set_fits(fits, tune_train)
+    xt, _ = probe._training_design(tune_train, fits)
+    xv, _ = probe._training_design(valid, fits)
     tuning = tune(
         task,
-        probe,
-        matrix(train.iloc[tune_rows], feature_names),
+        probe.lgb_params(),
+        xt,
         np.maximum(y_tune, 0.0) if regression else y_tune,
-        matrix(valid, feature_names),
+        xv,
         np.maximum(y_valid, 0.0) if regression else y_valid,
-        feature_names=feature_names,
+        feature_names=probe.booster_feature_names,
         settings=config.tuning,
         seed=config.seed,
         progress=progress,
     )
     progress(f"{task}: fitting and calibrating")
     estimator = fit_estimator(
-        task, config, tuning.best_params, feature_names, train, y_train, valid, y_valid
+        task, config, tuning.best_params, feature_names, train, y_train, valid, y_valid, hybrid
     )
 
     scores, interval = _model_scores(task, estimator, evaluation)
@@ -384,6 +471,23 @@ def _run_task(
             "brier_before": before["brier"],
             "brier_after": after["brier"],
         }
+    elif isinstance(estimator, ClvDistribution):
+        read = estimator.coverage_inputs(evaluation, y_eval, seed=config.seed)
+        report = interval_report(
+            y_eval, read["p10"], read["p90"], read["implied"], read["pit"], read["clv"]
+        )
+        summary["interval"] = {
+            "coverage_pit": report["overall"]["pit"],
+            "coverage_implied": report["overall"]["implied"],
+            "by_decile": report["by_decile"],
+            "method": (
+                "BTYD count distribution corrected by the trees, compound Gamma revenue, "
+                "quantile levels calibrated per revenue decile on the validation cutoff"
+            ),
+            "coverage": metrics["model"]["overall"].get("coverage_p10_p90"),
+            "target_coverage": config.clv_coverage,
+            "spend_shape": estimator.shape_,
+        }
     else:
         summary["interval"] = {
             "method": "conformalized quantile regression (LightGBM quantile 0.1/0.9)",
@@ -393,7 +497,16 @@ def _run_task(
     if "customer" in splits and primary.protocol == "time":
         progress(f"{task}: customer-split protocol")
         summary["customer_split"] = _customer_protocol(
-            task, splits["customer"], features, labels, usable, config, tuning, feature_names
+            task,
+            splits["customer"],
+            features,
+            labels,
+            usable,
+            config,
+            tuning,
+            feature_names,
+            fits,
+            counts,
         )
 
     progress(f"{task}: evaluation rows and SHAP sample")
@@ -431,21 +544,6 @@ def _check_labels(task: Task, split: Split, y_train: FloatArray, y_valid: FloatA
             )
 
 
-def _fit_params(task: Task, config: TrainingConfig, feature_names: list[str]) -> dict[str, Any]:
-    """Return the fixed (untuned) booster parameters, as the estimator sets them."""
-    if spec(task).kind == "regression":
-        return ClvRegressor(feature_names, seed=config.seed, threads=config.threads).lgb_params()
-    monotone = churn_monotone(config.lifecycle) if spec(task).monotone else None
-    clf = LifecycleClassifier(
-        task,
-        feature_names,
-        monotone=monotone,
-        seed=config.seed,
-        threads=config.threads,
-    )
-    return clf.lgb_params()
-
-
 def _customer_protocol(
     task: Task,
     split: Split,
@@ -455,6 +553,8 @@ def _customer_protocol(
     config: TrainingConfig,
     tuning: TuningResult,
     feature_names: list[str],
+    fits: dict[pd.Timestamp, BtydParams] | None = None,
+    counts: FloatArray | None = None,
 ) -> dict[str, Any]:
     """Refit with the tuned parameters on a customer split and score the held-out customers."""
     groups = customer_groups(features["customer_id"], seed=config.seed)
@@ -465,6 +565,11 @@ def _customer_protocol(
     eval_mask = usable & at_eval & (groups == "eval")
     if min(train_mask.sum(), valid_mask.sum(), eval_mask.sum()) < 50:
         return {}
+    hybrid = None
+    if fits is not None:
+        fits = {c: p for c, p in fits.items() if c <= split.eval}
+        pair = None if counts is None else (counts[train_mask], counts[valid_mask])
+        hybrid = Hybrid(fits, pair)
     estimator = fit_estimator(
         task,
         config,
@@ -474,6 +579,7 @@ def _customer_protocol(
         labels[train_mask],
         features[valid_mask],
         labels[valid_mask],
+        hybrid,
     )
     evaluation = features[eval_mask]
     scores, interval = _model_scores(task, estimator, evaluation)
@@ -522,6 +628,23 @@ def _tuning_sample(n: int, max_rows: int | None, seed: int) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng([seed, n])
     return np.sort(rng.choice(n, size=max_rows, replace=False))
+
+
+def _btyd_fits(
+    config: TrainingConfig, features: pd.DataFrame, cutoffs: set[pd.Timestamp], say: Progress
+) -> dict[pd.Timestamp, BtydParams] | None:
+    """Return the BTYD model at every cutoff for the hybrid, or None to train ``lightgbm``."""
+    if config.learner != "hybrid":
+        return None
+    say(f"BTYD models at {len(cutoffs)} cutoffs")
+    try:
+        fits = fit_btyd_by_cutoff(features, cutoffs, seed=config.seed)
+    except ValueError as exc:
+        say(f"the hybrid learner needs a BTYD model ({exc}); training lightgbm instead")
+        return None
+    chosen = sorted({p.model for p in fits.values()})
+    say(f"BTYD: {', '.join(chosen)} (the likelier model at each cutoff)")
+    return fits
 
 
 def run_training(
@@ -579,6 +702,9 @@ def run_training(
     say("data fingerprint")
     data = fingerprint(log)
     data["observed_until"] = end.isoformat()
+    fits = _btyd_fits(config, features, needed, say)
+    data["learner"] = "hybrid" if fits is not None else "lightgbm"
+    btyd_record = {c.date().isoformat(): p.to_dict() for c, p in sorted((fits or {}).items())}
     results: dict[Task, TaskResult] = {}
     for task, task_splits in splits.items():
         say(f"{task}: labels")
@@ -594,7 +720,16 @@ def run_training(
             qualifying_events=config.qualifying_events(),
             later_features=all_features,
         )
+        counts = None
+        if fits is not None and spec(task).kind == "regression":
+            counts = purchase_day_labels(
+                events,
+                rows,
+                horizon_days=config.horizons.of(task),
+                end=end,
+                config=config.lifecycle,
+            )
         results[task] = _run_task(
-            task, task_splits, rows, labels, events, config, truth, feature_names, say
+            task, task_splits, rows, labels, events, config, truth, feature_names, say, fits, counts
         )
-    return TrainingResult(config, data, results, time.perf_counter() - began)
+    return TrainingResult(config, data, results, time.perf_counter() - began, btyd_record)

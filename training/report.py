@@ -710,6 +710,11 @@ def _task_view(name: str, task: Mapping[str, Any], images: list[dict[str, str]])
             [
                 ("Method", interval.get("method")),
                 ("Coverage on evaluation", interval.get("coverage")),
+                (
+                    "Coverage the model expects (atoms at 0 included)",
+                    interval.get("coverage_implied"),
+                ),
+                ("Randomised PIT coverage (calibrated: the target)", interval.get("coverage_pit")),
                 ("Target coverage", interval.get("target_coverage")),
             ]
         )

@@ -136,7 +136,11 @@ def _params(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
         "tuning": config.tuning.model_dump(exclude={"storage"}),
         "calibration": config.calibration,
         "max_train_cutoffs": config.max_train_cutoffs,
+        "learner": result.data.get("learner", config.learner),
     }
+    if result.btyd:
+        latest = max(result.btyd)
+        params["btyd"] = {"cutoff": latest, **result.btyd[latest]}
     for task, res in result.tasks.items():
         params[f"{task}.params"] = res.tuning.best_params
         params[f"{task}.eval_cutoff"] = res.split.eval.isoformat()
@@ -242,6 +246,8 @@ def train_and_log(
         tracking.log_config(config.model_dump(mode="json"))
         tracking.log_data_fingerprint(result.data)
         tracking.log_params(_params(config, result))
+        if result.btyd:  # the hybrid's BTYD model at every cutoff (the models keep the last)
+            mlflow.log_dict(result.btyd, "btyd_fits.json")
         images: dict[str, Path] = {}
         for task, res in result.tasks.items():
             for name, path in write_plots(res, folder / "plots").items():

@@ -79,6 +79,7 @@ def tune(
     seed: int,
     study_suffix: str = "",
     progress: Callable[[str], None] | None = None,
+    init_scores: tuple[FloatArray, FloatArray] | None = None,
 ) -> TuningResult:
     """Search LightGBM structure parameters that minimise the validation loss.
 
@@ -98,6 +99,9 @@ def tune(
         Seed of the TPE sampler.
     progress
         Called with a line after each trial.
+    init_scores
+        Raw scores every booster starts from on the training and validation rows (a hybrid
+        model's BTYD margin), so that the search tunes the corrections the model will learn.
     study_suffix
         Added to the study name when none is configured (default: a random id, so an unnamed
         study in a shared storage is never reused). With ``timeout_seconds`` the number of
@@ -117,6 +121,7 @@ def tune(
             x_valid,
             y_valid,
             feature_names=feature_names,
+            init_scores=init_scores,
         )
         return TuningResult(metric, dict(DEFAULT_PARAMS), _best(booster, metric))
 
@@ -138,6 +143,7 @@ def tune(
             y_valid,
             feature_names=feature_names,
             callbacks=callbacks,
+            init_scores=init_scores,
         )
         trial.set_user_attr("best_iteration", int(booster.best_iteration))
         return _best(booster, metric)

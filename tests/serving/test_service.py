@@ -69,7 +69,10 @@ def test_lookup_mode_answers_the_whole_schema(client: TestClient, engine: Engine
     assert answer.as_of is not None and answer.as_of.date().isoformat() == CUTOFF
     assert answer.stage in STAGES and answer.churn_risk is not None
     assert 0 < answer.churn_risk < 1
-    assert answer.clv.p10 <= answer.clv.expected <= answer.clv.p90
+    clv = answer.clv
+    assert 0 <= clv.p10 <= clv.median <= clv.p90  # type: ignore[operator]
+    assert clv.expected > 0 and clv.expected_transactions is not None
+    assert clv.p_no_purchase is not None and 0 < clv.p_no_purchase < 1
     assert answer.clv.currency == "USD" and answer.clv.horizon_days == 365
     assert set(answer.explanations) >= {"churn", "clv"}
     assert answer.model_versions == engine.versions
@@ -391,13 +394,24 @@ def test_native_tree_shap_agrees_with_shap(engine: Engine) -> None:
     x = engine.lookup.x[:200]  # type: ignore[union-attr]
     for model in engine.models.values():
         xm = x if model.columns is None else x[:, model.columns]
-        booster = model.estimator.booster_
-        native = model.estimator.contributions_matrix(xm, threads=1)
+        estimator = model.estimator
+        booster = estimator.booster_
+        design = estimator.design_matrix(xm)  # a hybrid's booster also sees the BTYD columns
+        native = booster.predict(
+            design, pred_contrib=True, num_iteration=booster.best_iteration or None
+        )
         explainer = shap.TreeExplainer(booster)
-        values = np.asarray(explainer.shap_values(xm))
+        values = np.asarray(explainer.shap_values(design))
         np.testing.assert_allclose(native[:, :-1], values, rtol=0, atol=1e-6)
         base = float(np.ravel(explainer.expected_value)[0])
         np.testing.assert_allclose(native[:, -1], base, rtol=0, atol=1e-6)
+        # what the service explains: the same values folded onto the features, plus the
+        # BTYD margin, adding up to the model's raw score
+        served = estimator.contributions_matrix(xm, threads=1)
+        assert served.shape == (len(xm), xm.shape[1] + 1)
+        np.testing.assert_allclose(
+            served.sum(axis=1), estimator.raw_score_matrix(xm), rtol=0, atol=1e-6
+        )
 
 
 def test_response_explanation_is_consistent(client: TestClient, engine: Engine) -> None:
