@@ -105,7 +105,7 @@ define bench_steps
 	done; echo "tables: $$tables"
 endef
 FULL_STEPS := real_data.py --trials 30 --out $(BENCH_OUT) + training_quality.py sim --customers 20000 --trials 20 --out $(BENCH_OUT) + feature_speed.py --events 1000000 10000000 50000000 --out $(BENCH_OUT) + serving_latency.py --duration 15 --out $(BENCH_OUT) + training_time.py --customers 100000 --trials 50 --out $(BENCH_OUT)
-QUICK_STEPS := real_data.py cdnow_sample online_retail --protocols time_honest --trials 3 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + feature_speed.py --events 200000 1000000 --repeats 1 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + serving_latency.py --quick --out $(QUICK_OUT) + training_time.py --quick --out $(QUICK_OUT)
+QUICK_STEPS := real_data.py cdnow_sample online_retail simulator --protocols time_honest --sim-customers 3000 --trials 3 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + feature_speed.py --events 200000 1000000 --repeats 1 --out $(QUICK_OUT) --plots $(QUICK_OUT)/plots + serving_latency.py --quick --out $(QUICK_OUT) + training_time.py --quick --out $(QUICK_OUT)
 
 bench: $(STAMP) ## Every benchmark (about 80 min): real data vs BTYD peers, simulator vs oracle, features to 50M events, serving, training time
 	@$(BENCH_SYNC)
@@ -115,9 +115,9 @@ bench-quick: $(STAMP) ## A small version of every benchmark (under 10 min); resu
 	@$(BENCH_SYNC)
 	$(call bench_steps,$(QUICK_STEPS),$(QUICK_OUT))
 
-bench-quality: $(STAMP) ## Quality on CDNOW (sample, master) and Online Retail vs BG/NBD, Pareto/NBD, RFM rules, naive
+bench-quality: $(STAMP) ## Proper scores of the hybrid on CDNOW, Online Retail and the simulator vs BG/NBD, Pareto/NBD, naive, RFM
 	@$(BENCH_SYNC)
-	$(BIN)/python benchmarks/real_data.py --trials 30
+	$(BIN)/python benchmarks/real_data.py --trials 30 --out $(BENCH_OUT)
 
 bench-features: $(STAMP) ## Feature build speed and memory at 1M, 10M and 50M events beside pymc-marketing and lifetimes
 	@$(BENCH_SYNC)

@@ -355,6 +355,13 @@ class ClvDistribution(_LgbmEstimator):
         mu = np.exp(raw(self.count_booster_) + margins[1])
         pi = 1.0 / (1.0 + np.exp(-(raw(self.any_booster_) + margins[2])))
         pi = np.minimum(pi, mu)  # P(N > 0) <= E[N]
+        # ... and a buyer's mean purchase days given a purchase stays near the BTYD model's: where
+        # the two boosters disagree (tiny P(N > 0), sizeable E[N]) the mean given a purchase
+        # would run to hundreds of days; it is capped at 3x BTYD's plus 5 (10 without one)
+        n = len(self.feature_names)
+        btyd_mean = design[:, n + 1] / np.maximum(1.0 - design[:, n + 2], 1e-12)
+        cap = np.where(np.isfinite(btyd_mean), 3.0 * np.maximum(btyd_mean, 1.0) + 5.0, 10.0)
+        pi = np.maximum(pi, np.minimum(mu / cap, mu))
         return {"clv": value, "expected_transactions": mu, "p_purchase": pi}
 
     def count_table(
