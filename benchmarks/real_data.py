@@ -1222,6 +1222,104 @@ def run_dataset(
     return out
 
 
+AIM_PEERS = ("bgnbd", "pareto_nbd", "naive")
+AIM_ROWS = (  # (target, metric, label, lower is better, compare absolute values)
+    ("transactions", "nll", "transactions log score (NLL)", True, False),
+    ("transactions", "crps", "transactions CRPS", True, False),
+    ("transactions", "mae_median", "transactions MAE (median)", True, False),
+    ("transactions", "rmse_mean", "transactions RMSE (mean)", True, False),
+    ("revenue", "crps", "revenue CRPS", True, False),
+    ("revenue", "mae_median", "revenue MAE (median)", True, False),
+    ("revenue", "rmse_mean", "revenue RMSE (mean)", True, False),
+    ("any_purchase", "roc_auc", "any-purchase ROC AUC", False, False),
+    ("revenue", "normalized_gini", "revenue normalised Gini (mean)", False, False),
+    ("any_purchase", "ece", "any-purchase ECE", True, False),
+    ("revenue", "total_bias", "revenue total bias (mean)", True, True),
+)
+
+
+def _short(value: float) -> str:
+    size = abs(value)
+    return f"{value:,.0f}" if size >= 1000 else f"{value:.3f}" if size < 10 else f"{value:.2f}"
+
+
+def _peer_name(method: str) -> str:
+    return {"bgnbd": "BG/NBD", "pareto_nbd": "Pareto/NBD"}.get(method, method)
+
+
+def aims_table(results: dict[str, Any]) -> str:
+    """The issue-15 aims in one table: the hybrid against the best of BG/NBD, Pareto/NBD and
+    naive on every dataset and protocol of one run, with the margin where it wins or loses."""
+    cols = [
+        (name, protocol)
+        for name in ("cdnow_sample", "cdnow", "online_retail", "simulator")
+        if isinstance(results.get(name), dict) and "skipped" not in results[name]
+        for protocol in ("customer_split", "time_honest")
+        if protocol in results[name]
+    ]
+    if not cols:
+        return ""
+    header = " | ".join(f"{n.replace('_', ' ')} {p.replace('_', '-')}" for n, p in cols)
+    lines = [
+        "**Aims: the hybrid against the best of BG/NBD, Pareto/NBD and naive** (win or lose, "
+        "the hybrid's value, the best peer's, and the difference: relative, or of absolute "
+        "bias)",
+        "",
+        f"| metric | {header} |",
+        "|---|" + "---|" * len(cols),
+    ]
+    wins = dict.fromkeys(cols, 0)
+    counted = dict.fromkeys(cols, 0)
+    for target, key, label, lower, absolute in AIM_ROWS:
+        cells = []
+        for col in cols:
+            table = results[col[0]][col[1]]["metrics"][target]
+            mine = table["hybrid"].get(key)
+            peers = {
+                q: table[q][key]
+                for q in AIM_PEERS
+                if q in table and table[q].get(key) is not None and math.isfinite(table[q][key])
+            }
+            if mine is None or not math.isfinite(mine) or not peers:
+                cells.append("n/a")
+                continue
+
+            def size(v: float, absolute: bool = absolute) -> float:
+                return abs(v) if absolute else v
+
+            best = (min if lower else max)(peers, key=lambda q: size(peers[q]))
+            theirs = peers[best]
+            won = size(mine) <= size(theirs) if lower else mine >= theirs
+            counted[col] += 1
+            wins[col] += won
+            if absolute:
+                margin = f"{size(mine) - size(theirs):+.3f}"
+            else:
+                margin = f"{(mine / theirs - 1) * 100:+.1f}%" if theirs else "n/a"
+            verdict = "**win**" if won else "lose"
+            cells.append(
+                f"{verdict} {_short(mine)} vs {_peer_name(best)} {_short(theirs)} ({margin})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    coverage = []
+    for name, protocol in cols:
+        interval = results[name][protocol]["intervals"]["revenue"]
+        by_decile = [d["pit"] for d in interval["by_decile"]]
+        overall = interval["overall"]
+        coverage.append(
+            f"{overall['pit']:.3f} (deciles {min(by_decile):.3f}-{max(by_decile):.3f}); raw "
+            f"{overall['raw']:.3f} vs implied {overall['implied']:.3f}; min P10 "
+            f"{overall['min_lower']:.2f}"
+        )
+    lines.append(
+        "| revenue P10-P90: randomised-PIT coverage (target 0.80) | " + " | ".join(coverage) + " |"
+    )
+    lines.append(
+        "| wins / metrics | " + " | ".join(f"{wins[c]} / {counted[c]}" for c in cols) + " |"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1279,6 +1377,7 @@ def main(argv: list[str]) -> None:
         for protocol in args.protocols:
             if protocol in results[name]:
                 print(tables(name, protocol, results[name][protocol]), end="\n\n")
+    print(aims_table(results), end="\n\n")
     print(f"-> {path} ({results['wall_seconds']:.0f} s)")
 
 
