@@ -1274,3 +1274,45 @@ def log_p_purchase(
     log_alive = _log_p_alive(params, x_, t_x_, T_)
     none = _alive_counts(params, np.zeros_like(x_), x_, T_, t, tail=False)
     return np.asarray(log_alive + np.log1p(-np.minimum(none, 1.0 - 1e-300)), dtype=np.float64)
+
+
+def horizon_summary(
+    params: BtydParams,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    horizon_days: float,
+) -> dict[str, FloatArray]:
+    """Return P(alive), expected purchase days, P(no purchase) and log P(purchase) in one pass.
+
+    The same numbers as :func:`p_alive`, :func:`expected_purchases`, ``count_pmf(..., 0)`` and
+    :func:`log_p_purchase`, with the history checked and P(alive) computed once (the serving
+    path asks for all four for every customer).
+
+    Examples
+    --------
+    >>> params = BtydParams(model="bgnbd", r=0.243, alpha=4.414, a=0.793, b=2.426)
+    >>> out = horizon_summary(params, [2.0], [213.0], [272.0], 273.0)
+    >>> none = count_pmf(params, [2.0], [213.0], [272.0], 273.0, 0)
+    >>> bool(np.isclose(out["p_no_purchase"][0], none[0]))
+    True
+    """
+    x_, t_x_, T_ = _history(x, t_x, T, params.time_unit_days)
+    t = _horizon(horizon_days, params.time_unit_days)
+    log_alive = _log_p_alive(params, x_, t_x_, T_)
+    alive = np.exp(log_alive)
+    r, alpha = params.r, params.alpha
+    if params.model == "bgnbd":
+        mean = _bgnbd_conditional_mean(x_, T_, t, r, alpha, _get(params.a), _get(params.b))
+    else:
+        life = _remaining_life_mean(T_, t, _get(params.s), _get(params.beta))
+        mean = (r + x_) / (alpha + T_) * life
+    none = _alive_counts(params, np.zeros_like(x_), x_, T_, t, tail=False)
+    return {
+        "p_alive": alive,
+        "expected_purchases": alive * mean,
+        "p_no_purchase": alive * none + (1.0 - alive),
+        "log_p_purchase": np.asarray(
+            log_alive + np.log1p(-np.minimum(none, 1.0 - 1e-300)), dtype=np.float64
+        ),
+    }

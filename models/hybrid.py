@@ -112,10 +112,11 @@ def btyd_outputs(params: BtydParams, inputs: FloatArray, horizon_days: float) ->
     out = np.full((len(inputs), len(BTYD_COLUMNS) + 1), np.nan)
     if bought.any():
         xb, tb, Tb, mb = x[bought], t_x[bought], T[bought], monetary[bought]
-        out[bought, 0] = btyd.p_alive(params, xb, tb, Tb)
-        out[bought, 1] = btyd.expected_purchases(params, xb, tb, Tb, horizon_days)
-        out[bought, 2] = btyd.count_pmf(params, xb, tb, Tb, horizon_days, np.zeros(len(xb)))
-        out[bought, 4] = btyd.log_p_purchase(params, xb, tb, Tb, horizon_days)
+        summary = btyd.horizon_summary(params, xb, tb, Tb, horizon_days)
+        out[bought, 0] = summary["p_alive"]
+        out[bought, 1] = summary["expected_purchases"]
+        out[bought, 2] = summary["p_no_purchase"]
+        out[bought, 4] = summary["log_p_purchase"]
         if params.p is not None:  # without revenue there is no Gamma-Gamma spend
             out[bought, 3] = btyd.expected_spend(params, xb + 1.0, mb)
         else:
@@ -231,9 +232,17 @@ class Start:
         """Return the starting margin of rows given their four BTYD inputs and BTYD outputs."""
         if self.mode == "full":
             return margin_of(self.kind, outputs, self.base, self.offset)
-        clipped = btyd_outputs(params, prior.clip(inputs), prior.horizon_days)
-        delta = self.offset[1] * (_raw_margin(self.kind, outputs) - _raw_margin(self.kind, clipped))
-        return np.where(np.isfinite(outputs[:, 0]), np.nan_to_num(delta), 0.0)
+        margin = np.zeros(len(inputs))
+        clipped = prior.clip(inputs)
+        # only rows beyond the training range move (most rows, and most requests, have none)
+        beyond = np.isfinite(outputs[:, 0]) & np.any(
+            np.nan_to_num(clipped) != np.nan_to_num(inputs), axis=1
+        )
+        if beyond.any():
+            inside = btyd_outputs(params, clipped[beyond], prior.horizon_days)
+            delta = _raw_margin(self.kind, outputs[beyond]) - _raw_margin(self.kind, inside)
+            margin[beyond] = self.offset[1] * np.nan_to_num(delta)
+        return margin
 
 
 class BtydPrior:
@@ -286,13 +295,16 @@ class BtydPrior:
         """
         out = inputs.copy()
         rep = np.nan_to_num(inputs[:, 0])
-        span = inputs[:, 1] - inputs[:, 2]
-        capped_rep = np.minimum(rep, self.limits[0])
-        recency = np.minimum(inputs[:, 2], self.limits[2])
-        out[:, 0] = capped_rep
-        out[:, 1] = span + recency
-        out[:, 2] = recency
-        out[:, 3] = inputs[:, 3] * (capped_rep + 1.0) / (rep + 1.0)
+        far = (rep > self.limits[0]) | (np.nan_to_num(inputs[:, 2]) > self.limits[2])
+        if not far.any():  # the common case: every row is within the training range
+            return out
+        span = inputs[far, 1] - inputs[far, 2]
+        capped_rep = np.minimum(rep[far], self.limits[0])
+        recency = np.minimum(inputs[far, 2], self.limits[2])
+        out[far, 0] = capped_rep
+        out[far, 1] = span + recency
+        out[far, 2] = recency
+        out[far, 3] = inputs[far, 3] * (capped_rep + 1.0) / (rep[far] + 1.0)
         return out
 
     def fitted(self) -> BtydParams:
@@ -308,11 +320,26 @@ class BtydPrior:
         return self.params
 
     def outputs(self, x: FloatArray, params: BtydParams | None = None) -> FloatArray:
-        """:data:`BTYD_COLUMNS` for the rows of a feature matrix (the kept params by default)."""
+        """Return the BTYD outputs of the rows of a feature matrix (the kept params by default).
+
+        The score, the explanation and the CLV quantiles of one request read the same rows
+        several times: the last answer for the kept parameters is remembered (by the rows'
+        bytes), so they are computed once.
+        """
         chosen = params or self.params
         if chosen is None:
             raise RuntimeError("the BTYD prior has no fitted parameters")
-        return btyd_outputs(chosen, x[:, self.positions], self.horizon_days)
+        inputs = np.ascontiguousarray(x[:, self.positions])
+        if chosen is not self.params:
+            return btyd_outputs(chosen, inputs, self.horizon_days)
+        key = inputs.tobytes()
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == key:
+            return last[1].copy()
+        out = btyd_outputs(chosen, inputs, self.horizon_days)
+        if len(inputs) <= 64:  # requests, not batches
+            self._last = (key, out.copy())
+        return out
 
     def outputs_by_cutoff(
         self,
