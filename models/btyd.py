@@ -923,13 +923,16 @@ def expected_purchases(
     x_, t_x_, T_ = _history(x, t_x, T, params.time_unit_days)
     t = _horizon(horizon_days, params.time_unit_days)
     alive = np.exp(_log_p_alive(params, x_, t_x_, T_))
+    return alive * _alive_mean(params, x_, T_, t)
+
+
+def _alive_mean(params: BtydParams, x: FloatArray, T: FloatArray, t: float) -> FloatArray:
+    """Return E[purchases in (T, T + t] | alive at T], history and horizon in time units."""
     r, alpha = params.r, params.alpha
     if params.model == "bgnbd":
-        mean = _bgnbd_conditional_mean(x_, T_, t, r, alpha, _get(params.a), _get(params.b))
-    else:
-        life = _remaining_life_mean(T_, t, _get(params.s), _get(params.beta))
-        mean = (r + x_) / (alpha + T_) * life
-    return alive * mean
+        return _bgnbd_conditional_mean(x, T, t, r, alpha, _get(params.a), _get(params.b))
+    life = _remaining_life_mean(T, t, _get(params.s), _get(params.beta))
+    return np.asarray((r + x) / (alpha + T) * life, dtype=np.float64)
 
 
 def _nb_log_pmf(k: Any, shape: Any, log_q: Any, one_mq: Any) -> Any:
@@ -1301,12 +1304,7 @@ def horizon_summary(
     t = _horizon(horizon_days, params.time_unit_days)
     log_alive = _log_p_alive(params, x_, t_x_, T_)
     alive = np.exp(log_alive)
-    r, alpha = params.r, params.alpha
-    if params.model == "bgnbd":
-        mean = _bgnbd_conditional_mean(x_, T_, t, r, alpha, _get(params.a), _get(params.b))
-    else:
-        life = _remaining_life_mean(T_, t, _get(params.s), _get(params.beta))
-        mean = (r + x_) / (alpha + T_) * life
+    mean = _alive_mean(params, x_, T_, t)
     none = _alive_counts(params, np.zeros_like(x_), x_, T_, t, tail=False)
     return {
         "p_alive": alive,

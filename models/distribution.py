@@ -39,9 +39,10 @@ from lifecycle.models.lgbm import (
     FloatArray,
     _LgbmEstimator,
     _thread_params,
-    base_params,
     matrix,
+    tweedie_params,
 )
+from lifecycle.models.tasks import spec
 
 LEVELS = ("p10", "median", "p90")
 _MIN_BIN_ROWS = 200
@@ -251,13 +252,7 @@ class ClvDistribution(_LgbmEstimator):
 
     def lgb_params(self) -> dict[str, Any]:
         """Return the full LightGBM parameters of the revenue (Tweedie) booster."""
-        return {
-            "objective": "tweedie",
-            "metric": "tweedie",
-            "tweedie_variance_power": 1.5,
-            **self.params,
-            **base_params(seed=self.seed, threads=self.threads),
-        }
+        return tweedie_params(self.params, seed=self.seed, threads=self.threads)
 
     def _params_for(self, objective: str) -> dict[str, Any]:
         params = {k: v for k, v in self.lgb_params().items() if k != "tweedie_variance_power"}
@@ -405,17 +400,7 @@ class ClvDistribution(_LgbmEstimator):
                 break
             for name, values in self._predict_chunk(rows, threads).items():
                 out.setdefault(name, []).append(values)
-        names = (
-            "clv",
-            "clv_p10",
-            "clv_p90",
-            "clv_median",
-            "expected_transactions",
-            "p_no_purchase",
-            "transactions_p10",
-            "transactions_median",
-            "transactions_p90",
-        )
+        names = spec("clv").outputs
         return {n: np.concatenate(out[n]) if n in out else np.empty(0) for n in names}
 
     def _predict_chunk(self, x: FloatArray, threads: int | None) -> dict[str, FloatArray]:

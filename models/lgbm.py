@@ -58,6 +58,17 @@ def base_params(*, seed: int, threads: int) -> dict[str, Any]:
     }
 
 
+def tweedie_params(params: Mapping[str, Any], *, seed: int, threads: int) -> dict[str, Any]:
+    """Full parameters of a revenue (Tweedie) booster: variance power 1.5 unless ``params`` say."""
+    return {
+        "objective": "tweedie",
+        "metric": "tweedie",
+        "tweedie_variance_power": 1.5,
+        **params,
+        **base_params(seed=seed, threads=threads),
+    }
+
+
 def matrix(features: pd.DataFrame, columns: Sequence[str]) -> FloatArray:
     """Return the feature columns as a float64 matrix (missing values stay NaN)."""
     missing = [c for c in columns if c not in features.columns]
@@ -532,13 +543,7 @@ class ClvRegressor(_LgbmEstimator):
 
     def lgb_params(self) -> dict[str, Any]:
         """Return the full LightGBM parameters of the expected-value (Tweedie) booster."""
-        return {
-            "objective": "tweedie",
-            "metric": "tweedie",
-            "tweedie_variance_power": 1.5,
-            **self.params,
-            **base_params(seed=self.seed, threads=self.threads),
-        }
+        return tweedie_params(self.params, seed=self.seed, threads=self.threads)
 
     def _quantile_params(self, alpha: float) -> dict[str, Any]:
         params = {k: v for k, v in self.lgb_params().items() if k != "tweedie_variance_power"}
