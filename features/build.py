@@ -7,6 +7,7 @@ pandas only adds the per-customer glue (RFM scores, stage names, status).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lifecycle.features.config import LifecycleConfig
-from lifecycle.features.definitions import DAY_US, bucket_edges_days, feature_definitions
+from lifecycle.features.definitions import (
+    DAY_US,
+    Feature,
+    bucket_edges_days,
+    feature_definitions,
+)
 from lifecycle.features.rfm import rfm_columns
 from lifecycle.features.schema import EVENT_SCHEMA, REQUIRED_COLUMNS, STAGES
 
@@ -155,38 +161,99 @@ def revenue_micro_sql(refund_events: Iterable[str]) -> str:
     )
 
 
-def feature_sql(config: LifecycleConfig) -> str:
-    """Return the SQL that computes every feature for the cutoff bound to parameter ``$cutoff``.
+def feature_sql(
+    config: LifecycleConfig,
+    *,
+    columns: Sequence[str] | None = None,
+    cutoffs_table: str | None = None,
+) -> str:
+    """Return the SQL that computes the features for the cutoff bound to parameter ``$cutoff``.
 
     Reads the view ``events``; returns one row per customer with an event before the cutoff.
+
+    Parameters
+    ----------
+    config
+        The lifecycle config the definitions come from.
+    columns
+        Output features to compute (default: all). The query then holds only their
+        definitions and those they read (output features among these are returned too):
+        the same SQL expressions as the full query, so the same values, at a fraction of its
+        cost (what a sticky-loyalty check needs, :data:`CHECK_COLUMNS`).
+    cutoffs_table
+        Name of a table with a TIMESTAMPTZ column ``cutoff``: compute the features at every
+        cutoff it holds in one query, instead of at ``$cutoff``. Rows are keyed by
+        ``customer_id`` and ``cutoff``, in no particular order (unsorted: the sort would cost
+        a third of a checks query).
+
+    Examples
+    --------
+    >>> con = connect()
+    >>> register_events(con, pd.DataFrame({"customer_id": ["a", "a"],
+    ...     "event_ts": pd.to_datetime(["2024-01-01", "2024-02-01"], utc=True),
+    ...     "event_type": "purchase", "revenue": [5.0, 7.0]}))
+    >>> _ = con.register("cuts", pd.DataFrame({"cutoff": pd.to_datetime(
+    ...     ["2024-01-15", "2024-03-01"], utc=True)}))
+    >>> sql = feature_sql(LifecycleConfig(), columns=["n_purchases"], cutoffs_table="cuts")
+    >>> con.sql(sql).df().sort_values("cutoff")["n_purchases"].tolist()
+    [1, 2]
     """
     rules = config.stages
     roles = config.features
-    defs = feature_definitions(config)
+    defs = _with_inputs(feature_definitions(config), columns)
+    if cutoffs_table is None:
+        at, keys, order = "$cutoff::TIMESTAMPTZ", "customer_id", "ORDER BY customer_id"
+        source = f"events WHERE event_ts < {at}"
+    else:
+        at, keys, order = "c.cutoff", "cutoff, customer_id", ""
+        source = f"events JOIN {cutoffs_table} AS c ON event_ts < c.cutoff"
 
     def select(scope: str) -> str:
-        return ",\n  ".join(f"{f.sql} AS {f.name}" for f in defs if f.scope == scope)
+        return "".join(f",\n  {f.sql} AS {f.name}" for f in defs if f.scope == scope)
 
     output = ",\n  ".join(
         (f.sql if f.scope == "derived" else f.name) + f" AS {f.name}"
         for f in defs
         if not f.internal
     )
-    derived_inputs = ", ".join(f.name for f in defs if f.scope != "derived")
-    edges = bucket_edges_days(config)
-    bucket = " ".join(f"WHEN age_us <= {d * DAY_US} THEN {d * DAY_US}" for d in edges)
+    derived_inputs = "".join(f", {f.name}" for f in defs if f.scope != "derived")
+    # A subset groups ``g`` only by the columns its definitions read (sums, minima and
+    # maxima over coarser groups are the same numbers), and leaves out the window over
+    # every purchase when no purchase-sequence feature is asked for.
+    read = set(re.findall(r"[A-Za-z_]\w*", " ".join(f.sql for f in defs if f.scope == "events")))
+    g_keys = "".join(f", {c}" for c in ("channel", "has_campaign") if c in read)
+    if "age_hi" in read:
+        edges = bucket_edges_days(config)
+        bucket = " ".join(f"WHEN age_us <= {d * DAY_US} THEN {d * DAY_US}" for d in edges)
+        g_keys += f",\n         CASE {bucket} ELSE {NO_BUCKET} END AS age_hi"
+    purchases = select("purchases")
+    joined = "agg_events"
+    by_purchase = ""
+    if purchases:
+        joined += f" LEFT JOIN agg_purchases USING ({keys})"
+        by_purchase = f"""
+pur AS (
+  SELECT {keys}, age_us,
+         row_number() OVER w AS purchase_rank,
+         lag(age_us) OVER w - age_us AS gap_us
+  FROM ev WHERE event_type IN ({sql_list(rules.purchase_events)})
+  WINDOW w AS (PARTITION BY {keys} ORDER BY age_us DESC)
+),
+agg_purchases AS (
+  SELECT {keys}{purchases}
+  FROM pur GROUP BY {keys}
+),"""  # noqa: S608 - as below
     return f"""
 WITH ev AS NOT MATERIALIZED (
-  SELECT customer_id, event_type, channel, campaign_id IS NOT NULL AS has_campaign,
-         epoch_us($cutoff::TIMESTAMPTZ) - epoch_us(event_ts) AS age_us,
+  SELECT {"c.cutoff AS cutoff, " if cutoffs_table else ""}customer_id, event_type, channel,
+         campaign_id IS NOT NULL AS has_campaign,
+         epoch_us({at}) - epoch_us(event_ts) AS age_us,
          -- refunds always reduce revenue, whichever sign the source gave them
          {revenue_micro_sql(roles.refund_events)} AS rev_micro
-  FROM events
-  WHERE event_ts < $cutoff::TIMESTAMPTZ
+  FROM {source}
 ),
 g AS (
-  SELECT customer_id, event_type, channel, has_campaign,
-         CASE {bucket} ELSE {NO_BUCKET} END AS age_hi,
+  SELECT {keys}, event_type{g_keys},
          -- counts as DOUBLE (exact: far below 2**53) take less memory than HUGEINT sum
          -- states; revenue stays an exact HUGEINT sum, so any currency scale is exact.
          CAST(count(*) AS DOUBLE) AS n, sum(rev_micro) AS rev, max(rev_micro) AS max_rev,
@@ -198,33 +265,40 @@ g AS (
          event_type IN ({sql_list(roles.exposure_events)}) AS is_exposure
   FROM ev
   GROUP BY ALL
-),
-pur AS (
-  SELECT customer_id, age_us,
-         row_number() OVER w AS purchase_rank,
-         lag(age_us) OVER w - age_us AS gap_us
-  FROM ev WHERE event_type IN ({sql_list(rules.purchase_events)})
-  WINDOW w AS (PARTITION BY customer_id ORDER BY age_us DESC)
-),
+),{by_purchase}
 agg_events AS (
-  SELECT customer_id,
-  {select("events")}
-  FROM g GROUP BY customer_id
-),
-agg_purchases AS (
-  SELECT customer_id,
-  {select("purchases")}
-  FROM pur GROUP BY customer_id
+  SELECT {keys}{select("events")}
+  FROM g GROUP BY {keys}
 ),
 joined AS (
-  SELECT customer_id, {derived_inputs}
-  FROM agg_events LEFT JOIN agg_purchases USING (customer_id)
+  SELECT {keys}{derived_inputs}
+  FROM {joined}
 )
-SELECT customer_id,
+SELECT customer_id, {"cutoff, " if cutoffs_table else ""}
   {output}
 FROM joined
-ORDER BY customer_id
-"""  # noqa: S608 - only config-derived literals are interpolated, each one quoted
+{order}
+"""  # noqa: S608 - only config-derived literals and the caller's table name are interpolated
+
+
+def _with_inputs(defs: list[Feature], columns: Sequence[str] | None) -> list[Feature]:
+    """Return the definitions of ``columns`` and of all they are computed from, in order."""
+    if columns is None:
+        return defs
+    by_name = {f.name: f for f in defs}
+    unknown = [c for c in columns if c not in by_name or by_name[c].internal]
+    if unknown:
+        raise ValueError(f"no output feature named {', '.join(map(repr, unknown))}")
+    needed: set[str] = set()
+    todo = list(columns)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if by_name[name].scope == "derived":  # derived SQL reads other features by name
+            todo += [t for t in re.findall(r"[A-Za-z_]\w*", by_name[name].sql) if t in by_name]
+    return [f for f in defs if f.name in needed]
 
 
 def _loyalty_by_rfm(config: LifecycleConfig, features: pd.DataFrame) -> bool:
@@ -237,6 +311,135 @@ def _loyalty_by_rfm(config: LifecycleConfig, features: pd.DataFrame) -> bool:
     if mode != "auto":
         return mode == "always"
     return int(features["n_loyalty_signals"].sum()) == 0
+
+
+def loyalty_check_dates(
+    first_event: pd.Timestamp, cutoff: pd.Timestamp, keep_days: int | None
+) -> list[pd.Timestamp]:
+    """Return the earlier dates at which the top RFM tier is checked for sticky loyalty.
+
+    The start of every month (UTC) strictly after the first event and strictly before the
+    cutoff, and no more than ``keep_days`` before it (all of them when None). The dates depend
+    on the calendar only, never on which cutoffs are asked for, so a cutoff's stage is the same
+    whatever other cutoffs are built with it.
+
+    Examples
+    --------
+    >>> [str(d.date()) for d in loyalty_check_dates(
+    ...     parse_cutoff("2024-01-15"), parse_cutoff("2024-04-01"), None)]
+    ['2024-02-01', '2024-03-01']
+    >>> [str(d.date()) for d in loyalty_check_dates(
+    ...     parse_cutoff("2024-01-15"), parse_cutoff("2024-04-01"), 31)]
+    ['2024-03-01']
+    """
+    start = first_event.tz_convert("UTC").normalize().replace(day=1)
+    months = pd.date_range(start, cutoff, freq="MS", tz="UTC")
+    floor = cutoff - pd.Timedelta(days=keep_days) if keep_days is not None else None
+    return [m for m in months if first_event < m < cutoff and (floor is None or m >= floor)]
+
+
+CHECK_COLUMNS: tuple[str, ...] = (
+    "n_purchases",
+    "net_revenue_total",
+    "days_since_last_purchase",
+    "mean_purchase_gap_days",
+    "stage_code",
+)
+"""What a sticky-loyalty check reads: the RFM inputs of :func:`lifecycle.features.rfm.rfm_columns`
+(``mean_purchase_gap_days`` for rhythm recency) and the event-based stage code."""
+
+CHECK_EVENT_ROWS = 20_000_000
+"""Events times check dates that one checks query may join: bounds its memory near that of
+one build over a log of that many events (CDNOW's 67,591 events take every date at once)."""
+
+
+def _loyalty_checks(
+    con: duckdb.DuckDBPyConnection,
+    config: LifecycleConfig,
+    tier_cutoffs: Sequence[pd.Timestamp],
+    built: dict[pd.Timestamp, pd.DataFrame],
+    rfm_reference: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Who the top RFM tier found at each check date before the tier cutoffs (sticky loyalty).
+
+    Features at a check date come from events before it (reused when the date is also a
+    cutoff), so a stage at a cutoff still reads only events before that cutoff. The other
+    dates are built together in one query of :data:`CHECK_COLUMNS` only (in chunks of
+    :data:`CHECK_EVENT_ROWS`): the same definitions, so the same values as a full build.
+    """
+    keep = config.stages.sticky.loyalty_days
+    empty = pd.DataFrame(
+        {
+            "customer_id": pd.Series(dtype="str"),
+            "checked_at": pd.Series(dtype="datetime64[us, UTC]"),
+        }
+    )
+    if not tier_cutoffs or keep == 0:
+        return empty
+    sql = "SELECT count(*), epoch_us(min(event_ts)) FROM events"
+    n_events, first_us = con.sql(sql).fetchall()[0]
+    if first_us is None:
+        return empty
+    first = pd.Timestamp(first_us, unit="us", tz="UTC")
+    dates = sorted({d for cut in tier_cutoffs for d in loyalty_check_dates(first, cut, keep)})
+    keys = ["customer_id", "cutoff", *CHECK_COLUMNS]
+    frames = [built[d][keys] for d in dates if d in built]
+    todo = [d for d in dates if d not in built]
+    if todo:
+        sql = feature_sql(config, columns=CHECK_COLUMNS, cutoffs_table="check_dates")
+        per_query = max(1, CHECK_EVENT_ROWS // max(n_events, 1))
+        for start in range(0, len(todo), per_query):
+            chunk = pd.Series(todo[start : start + per_query], dtype="datetime64[us, UTC]")
+            con.register("check_dates", pd.DataFrame({"cutoff": chunk}))
+            frames.append(con.sql(sql).to_arrow_table().to_pandas()[keys])
+        con.unregister("check_dates")
+    if not frames:
+        return empty
+    checked = pd.concat(frames, ignore_index=True)
+    # The tier route is on at every check date: each is before a tier cutoff, so "auto" saw
+    # no loyalty event before it either (and a reference decides once for all dates). Only
+    # customers in retention can be found: they alone are scored, against the reference or
+    # else against everyone at their date, which is how rfm_columns scores a whole date.
+    if rfm_reference is not None:
+        pairs = [(checked, rfm_reference)]
+    else:
+        pairs = [(at_date, at_date) for _, at_date in checked.groupby("cutoff", sort=False)]
+    found = [empty]
+    for rows, population in pairs:
+        scored = rows.loc[rows["stage_code"].to_numpy() >= 3]
+        if scored.empty:
+            continue
+        rfm = rfm_columns(scored, config.rfm.bins, population, config.rfm.recency)
+        top = scored.loc[rfm["rfm_segment"].isin(config.stages.top_rfm_segments).to_numpy()]
+        found.append(pd.DataFrame({"customer_id": top["customer_id"], "checked_at": top["cutoff"]}))
+    checks = pd.concat(found, ignore_index=True)
+    return checks.astype({"customer_id": "str", "checked_at": "datetime64[us, UTC]"})
+
+
+def _kept_loyal(features: pd.DataFrame, checks: pd.DataFrame, keep_days: int | None) -> np.ndarray:
+    """Rows whose customer the top tier found at a check before the row's cutoff, within keep."""
+    kept = np.zeros(len(features), dtype=bool)
+    if checks.empty:
+        return kept
+    left = pd.DataFrame(
+        {
+            "customer_id": features["customer_id"].astype("str").to_numpy(),
+            "cutoff": features["cutoff"].astype("datetime64[us, UTC]").array,
+            "row": np.arange(len(features)),
+        }
+    ).sort_values("cutoff", kind="stable")
+    merged = pd.merge_asof(
+        left,
+        checks.sort_values("checked_at", kind="stable"),
+        left_on="cutoff",
+        right_on="checked_at",
+        by="customer_id",
+        allow_exact_matches=False,  # a check at the cutoff itself is the cutoff's own tier
+        direction="backward",
+        tolerance=pd.Timedelta(days=keep_days) if keep_days is not None else None,
+    )
+    kept[merged["row"].to_numpy()] = merged["checked_at"].notna().to_numpy()
+    return kept
 
 
 def build_features(
@@ -308,10 +511,13 @@ def build_features(
             frames.append(frame)
             if progress:
                 progress(1)
+        checks = _loyalty_checks(
+            con, config, tier_cutoffs, dict(zip(cuts, frames, strict=True)), rfm_reference
+        )
     finally:
         con.close()
     features = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return _add_customer_glue(features, config, tier_cutoffs, rfm_reference)
+    return _add_customer_glue(features, config, tier_cutoffs, rfm_reference, checks)
 
 
 def _add_customer_glue(
@@ -319,18 +525,24 @@ def _add_customer_glue(
     config: LifecycleConfig,
     rfm_tier_cutoffs: Sequence[pd.Timestamp],
     rfm_reference: pd.DataFrame | None = None,
+    loyalty_checks: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Add RFM scores, the stage name (with the optional top-RFM-tier loyalty) and the status.
 
-    ``rfm_tier_cutoffs`` are the cutoffs at which the top RFM tier counts as loyalty. Works in
-    place on ``features``, a frame this module just built.
+    ``rfm_tier_cutoffs`` are the cutoffs at which the top RFM tier counts as loyalty;
+    ``loyalty_checks`` (``customer_id``, ``checked_at``) who the tier found at earlier check
+    dates, kept loyal by ``stages.sticky``. Works in place on ``features``, a frame this module
+    just built.
     """
     out = features
-    for name, column in rfm_columns(features, config.rfm.bins, rfm_reference).items():
+    scores = rfm_columns(features, config.rfm.bins, rfm_reference, config.rfm.recency)
+    for name, column in scores.items():
         out[name] = column
     code = out["stage_code"].to_numpy(dtype=np.int64).copy()
     if rfm_tier_cutoffs:
         top = out["rfm_segment"].isin(config.stages.top_rfm_segments).to_numpy()
+        if loyalty_checks is not None:
+            top = top | _kept_loyal(out, loyalty_checks, config.stages.sticky.loyalty_days)
         at_tier_cutoff = out["cutoff"].isin(rfm_tier_cutoffs).to_numpy()
         code[(code == 3) & top & at_tier_cutoff] = 4
     out["stage_code"] = code
@@ -542,6 +754,7 @@ __all__ = [
     "event_files",
     "event_time_range",
     "feature_columns",
+    "loyalty_check_dates",
     "monthly_cutoffs",
     "parse_cutoff",
     "write_features",

@@ -22,6 +22,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StickyStages(_Strict):
+    """What leaving a stage means: how long loyalty reached by the top RFM tier is kept.
+
+    The event-based stages never go down (they count events). Loyalty through the top RFM tier
+    is checked at each cutoff and at the start of every month (UTC) before it; a customer the
+    tier found at a check stays loyal ``loyalty_days`` after that check (None: for ever, 0: only
+    while in the tier at the cutoff itself). See docs/architecture.md, "Sticky loyalty".
+    """
+
+    loyalty_days: int | None = Field(None, ge=0)
+
+
 class StageRules(_Strict):
     """Which events move a customer up the lifecycle (see DESIGN.md)."""
 
@@ -31,6 +43,7 @@ class StageRules(_Strict):
     loyalty_events: tuple[str, ...] = ("referral", "loyalty_join", "review")
     loyalty_top_rfm_tier: Literal["auto", "always", "never"] = "auto"
     top_rfm_segments: tuple[str, ...] = ("Champions",)
+    sticky: StickyStages = StickyStages()
     active_days: int = Field(90, gt=0)
 
 
@@ -41,6 +54,8 @@ class FeatureSettings(_Strict):
     channels: tuple[str, ...] = DEFAULT_CHANNELS
     refund_events: tuple[str, ...] = ("refund",)
     exposure_events: tuple[str, ...] = ("campaign_exposure",)
+    redemption_events: tuple[str, ...] = ("offer_redemption",)
+    """Responses to a campaign (a coupon or offer redeemed), counted apart from purchases."""
 
     @field_validator("windows_days")
     @classmethod
@@ -51,9 +66,15 @@ class FeatureSettings(_Strict):
 
 
 class RfmSettings(_Strict):
-    """RFM scoring: number of quantile bins (5 gives the usual 1-5 scores)."""
+    """RFM scoring: number of quantile bins (5 gives the usual 1-5 scores) and what R measures.
+
+    ``recency``: ``absolute`` scores R on the days since the last purchase; ``rhythm`` on those
+    days divided by the customer's own mean gap between purchases (one-time buyers: the typical
+    gap of the population scored against), see :func:`lifecycle.features.rfm.recency_values`.
+    """
 
     bins: int = Field(5, ge=2, le=10)
+    recency: Literal["absolute", "rhythm"] = "absolute"
 
 
 class LifecycleConfig(_Strict):

@@ -259,6 +259,8 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
     purchase_last_30 = _count(f"is_purchase AND {last_30}")
     revenue_last_30 = _sum_rev(f"is_purchase AND {last_30}")
     events_last_30 = _count(last_30)
+    redeemed_types = ", ".join(_quote(v) for v in config.features.redemption_events) or "NULL"
+    redeemed = f"event_type IN ({redeemed_types})"
 
     def intermediate(name: str, sql: str, scope: Literal["events", "purchases"]) -> Feature:
         return Feature(name, sql, "intermediate", "used by other features", scope)
@@ -523,6 +525,27 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
             "campaigns",
             "days",
             "last_campaign_offer_ago",
+        ),
+        # Redemptions (a coupon or offer used) are a response role of their own, in the
+        # event types of features.redemption_events, whether or not a purchase came with them.
+        _feature("n_offer_redemptions", _count(redeemed), "campaigns", "count", "redemptions"),
+        _feature(
+            "n_offer_redemptions_30d",
+            _count(f"{redeemed} AND {last_30}"),
+            "campaigns",
+            "count",
+            "redemptions_window",
+            params={"window": 30},
+        ),
+        _feature(
+            "offer_redemption_rate",
+            "CASE WHEN n_campaign_exposures > 0 "
+            "THEN CAST(n_offer_redemptions AS DOUBLE) / n_campaign_exposures END",
+            "campaigns",
+            "share",
+            "redemption_rate",
+            "derived",
+            non_negative=True,
         ),
         _feature(N_LOYALTY, _count("is_loyalty"), "advocacy", "count", "loyalty_signals"),
     ]

@@ -134,6 +134,7 @@ EVENT_NAMES: dict[str, Phrase] = _pairs(
         "review": ("review", "리뷰 작성"),
         "support_ticket": ("support ticket", "고객 문의"),
         "campaign_exposure": ("campaign offer", "캠페인 노출"),
+        "offer_redemption": ("offer redemption", "쿠폰·혜택 사용"),
     }
 )
 """Event types of the default vocabulary (English singular)."""
@@ -206,6 +207,15 @@ FEATURE_LABELS: dict[str, Phrase] = _pairs(
         "last_campaign_offer_ago": (
             "days since the latest campaign offer",
             "마지막 캠페인 노출 후 경과일",
+        ),
+        "redemptions": ("offers redeemed, all time", "쿠폰·혜택 사용 횟수"),
+        "redemptions_window": (
+            "offers redeemed in the last {window} days",
+            "최근 {window}일 쿠폰·혜택 사용 횟수",
+        ),
+        "redemption_rate": (
+            "offers redeemed per campaign offer",
+            "캠페인 노출 대비 혜택 사용 비율",
         ),
         "loyalty_signals": (
             "referrals, loyalty-programme joins and reviews",
@@ -450,6 +460,32 @@ _ago(
     ("No campaign offer received yet", "아직 받은 캠페인 제안이 없습니다"),
 )
 _sentence(
+    "redemptions",
+    ("The customer has redeemed {v}", "쿠폰·혜택을 사용한 횟수는 {v}입니다"),
+    ("The number of offers redeemed is not known", "쿠폰·혜택 사용 정보가 없습니다"),
+    unit=("offer", "회"),
+)
+_sentence(
+    "redemptions_window",
+    (
+        "The customer redeemed {v} in the last {window} days",
+        "최근 {window}일 쿠폰·혜택 사용 횟수는 {v}입니다",
+    ),
+    (
+        "The number of offers redeemed in the last {window} days is not known",
+        "최근 {window}일 쿠폰·혜택 사용 정보가 없습니다",
+    ),
+    unit=("offer", "회"),
+)
+_sentence(
+    "redemption_rate",
+    (
+        "Offers redeemed equal {v} of campaign offers received",
+        "캠페인 노출 대비 혜택 사용 비율은 {v}입니다",
+    ),
+    ("No campaign offer received yet", "아직 받은 캠페인 제안이 없습니다"),
+)
+_sentence(
     "loyalty_signals",
     (
         "The customer has {v} (referrals, loyalty-programme joins, reviews)",
@@ -639,6 +675,19 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
         "share": ("Share", "비중"),
         "avg_clv": ("Average CLV", "평균 CLV"),
         "avg_churn": ("Average churn risk", "평균 이탈 위험"),
+        "observed_churn": ("{rate} churned in the last {days} days", "최근 {days}일 이탈 {rate}"),
+        "observed_churn_note": (
+            "Churned in the last {days} days: the share of the segment's customers {days} days "
+            "ago who made no purchase since. Observed on the event log, not predicted.",
+            "최근 {days}일 이탈: {days}일 전 이 세그먼트에 속했던 고객 중 그 뒤로 구매하지 "
+            "않은 고객의 비율입니다. 예측이 아니라 이벤트 로그에서 관측한 값입니다.",
+        ),
+        "observed_churn_segment": (
+            "Of this segment's customers {days} days ago, {rate} made no purchase since "
+            "(observed on the event log, not predicted).",
+            "{days}일 전 이 세그먼트에 속했던 고객 중 {rate}가 그 뒤로 구매하지 않았습니다"
+            "(예측이 아닌 이벤트 로그 관측값).",
+        ),
         "clv_at_risk": ("CLV at risk", "이탈 위험 CLV"),
         "top_action": ("Most common next action", "가장 많이 추천된 조치"),
         "feature": ("Feature", "특성"),
@@ -661,7 +710,7 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
             "\u201c{id}\u201d 고객을 찾을 수 없습니다. ID를 확인하거나 아래 세그먼트에서 찾아 "
             "보세요.",
         ),
-        "list_title": ("Customers in {name}", "{name} 고객"),
+        "list_title": ("Customers in {name}", "{name}: 고객 목록"),
         "sort_by": ("Sort by", "정렬 기준"),
         "sort": ("Sort", "정렬"),
         "download": ("Download CSV", "CSV 다운로드"),

@@ -11,7 +11,8 @@ their column types, which validation accepts as they are.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,18 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from lifecycle.features.mapping import CUSTOMER_COLUMNS, CustomerMapping, EventMapping
+from lifecycle.features.mapping import (
+    CUSTOMER_COLUMNS,
+    CustomerMapping,
+    EventMapping,
+    SourcesMapping,
+)
 from lifecycle.features.schema import DEFAULT_VOCABULARY, to_canonical_table
 from lifecycle.features.validate import (
     SchemaError,
     ValidationResult,
     as_text,
+    combine_results,
     parse_timestamps,
     validate_events,
 )
@@ -227,23 +234,27 @@ def read_source(
 
 
 def load_events(
-    source: str | Path,
+    source: str | Path | None,
     *,
-    mapping: EventMapping | None = None,
+    mapping: EventMapping | SourcesMapping | None = None,
     table: str | None = None,
     vocabulary: Sequence[str] = DEFAULT_VOCABULARY,
     now: pd.Timestamp | None = None,
 ) -> ValidationResult:
-    r"""Read a source and validate it into canonical events plus a quarantine.
+    r"""Read a source (or every source of a mapping) and validate it into canonical events.
 
     Parameters
     ----------
     source
-        Anything :func:`read_source` accepts.
+        Anything :func:`read_source` accepts; None when ``mapping`` names its own sources.
     mapping
         Column mapping (its ``read`` options go to the CSV reader); None for canonical names.
+        A :class:`~lifecycle.features.mapping.SourcesMapping` reads and validates each of its
+        sources with its own mapping and combines them
+        (:func:`~lifecycle.features.validate.combine_results`): quarantined rows keep their
+        ``source``, and the result's ``sources`` holds each source's counts.
     table
-        Database table, when the source is a database.
+        Database table, when the source is a database (a sources mapping names its own).
     vocabulary
         Allowed event types.
     now
@@ -263,6 +274,22 @@ def load_events(
     >>> result.rows_in, result.rows_accepted, result.rows_quarantined
     (2, 1, 1)
     """
+    if isinstance(mapping, SourcesMapping):
+        if source is not None or table is not None:
+            raise ValueError(
+                "the mapping names its own sources (sources:); pass no other source or table"
+            )
+        results = {}
+        for name, spec in mapping.sources.items():
+            raw = read_source(spec.path, table=spec.table, read_options=spec.read)
+            try:
+                results[name] = validate_events(raw, mapping=spec, vocabulary=vocabulary, now=now)
+            except SchemaError as exc:
+                problems = [f"source {name!r} ({spec.path}): {p}" for p in exc.problems]
+                raise SchemaError(problems, exc.source_columns) from exc
+        return combine_results(results)
+    if source is None:
+        raise ValueError("no source given: name a file or URL, or use a mapping with sources:")
     raw = read_source(source, table=table, read_options=mapping.read if mapping else None)
     return validate_events(raw, mapping=mapping, vocabulary=vocabulary, now=now)
 
@@ -350,6 +377,18 @@ def load_customers(
     return customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
+def _replace_with(path: Path, write: Callable[[Path], object]) -> Path:
+    """Write through ``write`` to a temporary file beside ``path``, then rename it into place."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        write(temp)
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_events(events: pd.DataFrame, path: str | Path) -> Path:
     """Write canonical events to Parquet with :data:`lifecycle.features.schema.EVENT_SCHEMA`.
 
@@ -367,12 +406,14 @@ def write_events(events: pd.DataFrame, path: str | Path) -> Path:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(to_canonical_table(events), out)
-    return out
+    table = to_canonical_table(events)
+    return _replace_with(out, lambda temp: pq.write_table(table, temp))
 
 
 def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str, Path]:
     """Write events, quarantine (CSV and Parquet) and a JSON summary into one folder.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a file.
 
     Parameters
     ----------
@@ -394,7 +435,11 @@ def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str,
         "quarantine_parquet": folder / "quarantine.parquet",
         "summary": folder / "summary.json",
     }
-    result.quarantine.to_csv(paths["quarantine_csv"], index=False)
-    result.quarantine.to_parquet(paths["quarantine_parquet"], index=False)
-    paths["summary"].write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
+    quarantine = result.quarantine
+    _replace_with(paths["quarantine_csv"], lambda temp: quarantine.to_csv(temp, index=False))
+    _replace_with(
+        paths["quarantine_parquet"], lambda temp: quarantine.to_parquet(temp, index=False)
+    )
+    summary = json.dumps(result.summary(), indent=2) + "\n"
+    _replace_with(paths["summary"], lambda temp: temp.write_text(summary, encoding="utf-8"))
     return paths

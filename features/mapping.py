@@ -3,6 +3,9 @@
 A mapping renames source columns to canonical names, translates raw event names into the
 vocabulary, supplies constants (every CDNOW row is a ``purchase`` in ``USD``), states the zone of
 naive timestamps and, for order-line logs, how lines become purchase and refund events.
+A :class:`SourcesMapping` (a YAML file with ``sources:``) names several sources (order lines,
+campaign receipts, offer redemptions, sign-ups), each with its own file and its own mapping,
+that together make one canonical log.
 Shipped mappings live in ``features/defaults/mappings``; nothing is read on import.
 """
 
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lifecycle.features.config import load_yaml
@@ -105,8 +109,11 @@ class EventMapping(_Strict):
     transactions: TransactionMapping | None = None
     """Set for order-line logs: lines are validated, then merged into events."""
     duplicates: Literal["quarantine", "keep"] = "quarantine"
-    """Rows identical in every source column: quarantine all but the first, or keep them all
+    """Rows with the same ``duplicate_key``: quarantine all but the first, or keep them all
     (line files without a line id, such as CDNOW, hold genuine repeated lines)."""
+    duplicate_key: tuple[str, ...] | None = None
+    """Source columns whose values together define a duplicate (``[order_id, product]``);
+    None: every source column, so rows count as duplicates only when identical throughout."""
     read: dict[str, Any] = Field(default_factory=dict)
     """Reader options passed to ``pandas.read_csv`` (``sep``, ``header``, ``names``, ...)."""
 
@@ -135,6 +142,17 @@ class EventMapping(_Strict):
     def _zone(cls, value: str) -> str:
         return _check_timezone(value)
 
+    @field_validator("duplicate_key")
+    @classmethod
+    def _key(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value or any(not name for name in value):
+            raise ValueError("duplicate_key: list one or more source column names")
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate_key: {list(value)} names a column twice")
+        return value
+
     @model_validator(mode="after")
     def _no_conflicts(self) -> EventMapping:
         both = sorted(set(self.columns) & set(self.constants))
@@ -145,6 +163,86 @@ class EventMapping(_Strict):
                 "with transactions, revenue comes from the line columns; drop columns.revenue"
             )
         return self
+
+
+class SourceMapping(EventMapping):
+    """One source of a :class:`SourcesMapping`: where its rows are, and how they map.
+
+    Examples
+    --------
+    >>> SourceMapping(path="receipts.csv", constants={"event_type": "campaign_exposure"}).path
+    'receipts.csv'
+    """
+
+    path: str
+    """CSV/Parquet/DuckDB file or folder, or a SQLAlchemy URL. A relative path is relative to
+    the mapping file's folder when loaded by :func:`load_mapping` (else to the working folder)."""
+    table: str | None = None
+    """Table to read when ``path`` is a database."""
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("path: empty")
+        return value
+
+
+class SourcesMapping(_Strict):
+    """Several sources that together make one canonical log, each with its own mapping.
+
+    Every source is read and validated on its own (only sources with ``transactions`` are
+    treated as order lines); accepted events are then concatenated and sorted, quarantined rows
+    keep the name of their source, and counts reconcile per source.
+
+    Examples
+    --------
+    >>> m = SourcesMapping(sources={
+    ...     "orders": {"path": "orders.csv", "constants": {"event_type": "purchase"}},
+    ...     "signups": {"path": "signups.csv", "constants": {"event_type": "signup"}},
+    ... })
+    >>> list(m.sources)
+    ['orders', 'signups']
+    """
+
+    sources: dict[str, SourceMapping]
+    """Source name -> its file and mapping, in the order they are read."""
+
+    @field_validator("sources")
+    @classmethod
+    def _named(cls, value: dict[str, SourceMapping]) -> dict[str, SourceMapping]:
+        if not value:
+            raise ValueError("sources: name at least one source")
+        blank = [name for name in value if not str(name).strip()]
+        if blank:
+            raise ValueError("sources: a source name is empty")
+        return value
+
+    def resolved(self, folder: str | Path) -> SourcesMapping:
+        """Return a copy whose relative paths are made absolute against ``folder``.
+
+        URLs (``dialect://...``) and absolute paths are kept as they are.
+
+        Parameters
+        ----------
+        folder
+            Usually the folder of the mapping file.
+
+        Returns
+        -------
+        SourcesMapping
+            The same sources with absolute paths.
+        """
+        base = Path(folder)
+        sources = {}
+        for name, source in self.sources.items():
+            path = source.path
+            if "://" not in path and not Path(path).expanduser().is_absolute():
+                path = str((base / path).resolve())
+            elif "://" not in path:
+                path = str(Path(path).expanduser())
+            sources[name] = source.model_copy(update={"path": path})
+        return self.model_copy(update={"sources": sources})
 
 
 class CustomerMapping(_Strict):
@@ -200,8 +298,34 @@ def shipped_mappings() -> tuple[str, ...]:
     return tuple(sorted(p.stem for p in _mappings_dir().glob("*.yaml")))
 
 
-def load_mapping(name_or_path: str | Path | None) -> EventMapping | None:
+def names_sources(path: str | Path) -> bool:
+    """Tell whether a file is a mapping YAML with ``sources:`` (a :class:`SourcesMapping`).
+
+    Parameters
+    ----------
+    path
+        Any path; files that are not YAML mappings (by suffix) answer False unread.
+
+    Returns
+    -------
+    bool
+        True when the file is ``.yaml``/``.yml`` and its top level has a ``sources`` key.
+    """
+    file = Path(path)
+    if file.suffix.lower() not in (".yaml", ".yml") or not file.is_file():
+        return False
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return False  # load_mapping reports the syntax error with the file name
+    return isinstance(data, dict) and "sources" in data
+
+
+def load_mapping(name_or_path: str | Path | None) -> EventMapping | SourcesMapping | None:
     """Load an event mapping by shipped name or from a YAML file.
+
+    A YAML file whose top level has ``sources:`` gives a :class:`SourcesMapping`, with the
+    sources' relative paths resolved against the file's folder.
 
     Parameters
     ----------
@@ -211,7 +335,7 @@ def load_mapping(name_or_path: str | Path | None) -> EventMapping | None:
 
     Returns
     -------
-    EventMapping or None
+    EventMapping or SourcesMapping or None
         None when ``name_or_path`` is None (the source already uses canonical names).
 
     Raises
@@ -237,4 +361,6 @@ def load_mapping(name_or_path: str | Path | None) -> EventMapping | None:
             f"mapping {text!r} is neither a shipped mapping {list(shipped_mappings())} "
             "nor an existing YAML file"
         )
+    if names_sources(path):
+        return load_yaml(path, SourcesMapping).resolved(path.resolve().parent)
     return load_yaml(path, EventMapping)

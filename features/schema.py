@@ -32,8 +32,13 @@ DEFAULT_VOCABULARY: tuple[str, ...] = (
     "review",
     "support_ticket",
     "campaign_exposure",
+    "offer_redemption",
 )
-"""Event types understood out of the box; a config may replace or extend the list."""
+"""Event types understood out of the box; a config may replace or extend the list.
+
+``campaign_exposure`` is a campaign reaching a customer (a receipt, an email sent);
+``offer_redemption`` is the customer's answer to one (a coupon or offer redeemed), a response
+whether or not a purchase carries the campaign id."""
 
 DEFAULT_CHANNELS: tuple[str, ...] = (
     "organic_search",

@@ -2,7 +2,7 @@
 
 The stage itself is computed with the other features (``stage_code`` in
 :mod:`lifecycle.features.definitions`, plus the optional top-RFM-tier loyalty in
-:mod:`lifecycle.features.build`),
+:mod:`lifecycle.features.build`, kept once reached as ``stages.sticky`` says),
 so training, serving and this report can never disagree about it.
 """
 

@@ -12,9 +12,13 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
 from lifecycle.features.build import (
+    CHECK_COLUMNS,
     build_features,
+    connect,
     feature_columns,
+    feature_sql,
     monthly_cutoffs,
+    register_events,
     write_features,
 )
 from lifecycle.features.config import LifecycleConfig, StageRules
@@ -85,6 +89,9 @@ EXPECTED_COLUMNS = [
     "n_campaign_exposures",
     "n_campaign_responses",
     "days_since_last_campaign_exposure",
+    "n_offer_redemptions",
+    "n_offer_redemptions_30d",
+    "offer_redemption_rate",
     "n_loyalty_signals",
     "n_channel_paid_social",
     "n_channel_email",
@@ -132,6 +139,9 @@ def test_build_features_hand_log_exact_values():
             "n_campaign_exposures": [0, 1],
             "n_campaign_responses": [1, 0],
             "days_since_last_campaign_exposure": [nan, 6.0],
+            "n_offer_redemptions": [0, 0],
+            "n_offer_redemptions_30d": [0, 0],
+            "offer_redemption_rate": [nan, 0.0],  # c2: one offer, none redeemed
             "n_loyalty_signals": [1, 0],
             "n_channel_paid_social": [0, 1],
             "n_channel_email": [0, 1],
@@ -442,3 +452,47 @@ def test_build_features_hand_log_every_remaining_column():
         }
     )
     assert set(got.columns) <= covered, sorted(set(got.columns) - covered)
+
+
+SUBSETS = [
+    list(CHECK_COLUMNS),
+    # windows (age buckets), channels, campaigns, purchase sequences and derived features
+    ["days_in_stage", "n_purchases_30d", "var_purchase_gap_days", "n_channel_email"],
+    ["n_campaign_responses", "refund_rate", "activity_trend_30d", "repeat_purchase_days"],
+]
+
+
+@pytest.mark.parametrize("columns", SUBSETS)
+def test_feature_sql_subset_at_many_cutoffs_gives_the_full_build_values(columns):
+    cuts = pd.to_datetime(
+        ["2024-03-03", "2024-05-21", "2024-06-01 00:00:01"], utc=True, format="ISO8601"
+    )
+    config = LifecycleConfig(stages=StageRules(loyalty_top_rfm_tier="never"))  # SQL's stages
+    full = build_features(HAND_LOG, cutoffs=list(cuts), config=config)
+    con = connect()
+    try:
+        register_events(con, HAND_LOG)
+        con.register("cuts", pd.DataFrame({"cutoff": cuts.astype("datetime64[us, UTC]")}))
+        sql = feature_sql(config, columns=columns, cutoffs_table="cuts")
+        got = con.sql(sql).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    assert set(columns) <= set(got.columns) < set(full.columns)
+    got = got.sort_values(["cutoff", "customer_id"], ignore_index=True)
+    if "stage_code" in got:  # build_features holds the code as int64, the SQL as int32
+        got["stage_code"] = got["stage_code"].astype("int64")
+    assert_frame_equal(got, full[list(got.columns)])
+    assert len(got) == 5  # c1 at every cutoff; c2 and c3 only at the last
+
+
+def test_feature_sql_subset_without_a_sequence_feature_skips_the_purchase_window():
+    config = LifecycleConfig()
+    assert "row_number()" in feature_sql(config)
+    assert "row_number()" in feature_sql(config, columns=["days_in_stage"])
+    assert "row_number()" not in feature_sql(config, columns=list(CHECK_COLUMNS))
+
+
+@pytest.mark.parametrize("name", ["n_purchases_45d", "_revenue_micro"])
+def test_feature_sql_rejects_an_unknown_or_internal_column(name):
+    with pytest.raises(ValueError, match=repr(name)):
+        feature_sql(LifecycleConfig(), columns=["n_purchases", name])

@@ -57,7 +57,7 @@ def test_korean_stage_names_are_the_page_names() -> None:
 
 
 def test_text_fills_values_and_names_an_unknown_key() -> None:
-    assert text("page.list_title", "ko", name="챔피언") == "챔피언 고객"
+    assert text("page.list_title", "ko", name="이탈 고객") == "이탈 고객: 고객 목록"
     with pytest.raises(KeyError, match=r"page\.nope"):
         text("page.nope", "en")
     with pytest.raises(KeyError, match="name"):

@@ -53,7 +53,7 @@ def test_validate_events_quarantines_every_bad_row_with_its_reasons():
                 "unknown event_type 'teleport'",
                 "missing event_type",
                 "non-numeric revenue '12,50'",
-                "duplicate of source_row 0",
+                "duplicate of source_row 0 (key: every source column)",
                 "missing customer_id; unparsable event_ts 'soon'; "
                 "unknown event_type 'teleport'; non-numeric revenue 'abc'",
             ],
@@ -291,3 +291,76 @@ def test_parse_timestamps_with_format_and_lenient_fallback():
     lenient, _, bad = parse_timestamps(pd.Series(["2024-07-01", "July 2, 2024 10:00"]))
     assert lenient.tolist() == _utc("2024-07-01", "2024-07-02 10:00")
     assert not bad.any()
+
+
+def _lines(n: int = 10) -> pd.DataFrame:
+    """Order lines: two products per order, each order at its own minute."""
+    rows = []
+    for i in range(n):
+        order, product = f"o{i // 2}", f"p{i % 2}"
+        rows.append((f"line{i}", order, product, "c1", f"2024-01-01 10:{i // 2:02d}", "1", "5"))
+    return pd.DataFrame(
+        rows, columns=["line_id", "order", "product", "cust", "ts", "qty", "price"], dtype="str"
+    )
+
+
+LINE_MAPPING = {
+    "columns": {"customer_id": "cust", "event_ts": "ts"},
+    "constants": {"event_type": "purchase"},
+    "transactions": {"order_id_col": "order", "quantity_col": "qty", "unit_price_col": "price"},
+}
+
+
+def test_duplicate_key_decides_what_a_duplicate_is():
+    raw = _lines()
+    raw.loc[[3, 7], ["product"]] = ["p0", "p0"]  # rows 3 and 7 repeat their order's product
+    everything = validate_events(raw, mapping=EventMapping(**LINE_MAPPING), now=NOW)
+    assert everything.rows_quarantined == 0  # the line ids differ: no row is a copy
+    keyed = EventMapping(**LINE_MAPPING, duplicate_key=["order", "product"])
+    result = validate_events(raw, mapping=keyed, now=NOW)
+    assert result.quarantine["source_row"].tolist() == [3, 7]
+    assert result.quarantine["reason"].tolist() == [
+        "duplicate of source_row 2 (key: order, product)",
+        "duplicate of source_row 6 (key: order, product)",
+    ]
+    assert result.reasons == {"duplicate_row": 2}
+    assert any("order, product" in note for note in result.notes)
+    # A key without the customer or timestamp columns still finds them.
+    by_product = validate_events(
+        raw, mapping=EventMapping(**LINE_MAPPING, duplicate_key=["product"]), now=NOW
+    )
+    assert by_product.quarantine["source_row"].tolist() == list(range(2, 10))
+
+
+def test_duplicate_key_must_name_source_columns():
+    keyed = EventMapping(**LINE_MAPPING, duplicate_key=["order", "sku"])
+    with pytest.raises(SchemaError, match=r"duplicate_key: columns \['sku'\]"):
+        validate_events(_lines(), mapping=keyed, now=NOW)
+    with pytest.raises(ValueError, match="one or more source column"):
+        EventMapping(duplicate_key=[])
+
+
+def test_a_dropped_column_that_makes_duplicates_warns_loudly():
+    raw = _lines()
+    raw.loc[[1, 3], ["product"]] = ["p0", "p0"]  # only the line id tells these lines apart
+    kept = validate_events(raw, mapping=EventMapping(**LINE_MAPPING), now=NOW)
+    assert kept.warnings == ()
+    assert kept.summary()["warnings"] == [] and kept.summary()["quarantined_share"] == 0.0
+    dropped = validate_events(
+        raw.drop(columns="line_id"), mapping=EventMapping(**LINE_MAPPING), now=NOW
+    )
+    assert dropped.rows_quarantined == 2
+    summary = dropped.summary()
+    assert summary["quarantined_share"] == 0.2
+    assert summary["warnings"] == [
+        "20.0% of rows (2 of 10) were quarantined, above the 5% alert line; largest reasons: "
+        "duplicate_row 2; check the mapping (columns, duplicate_key, timestamp_format) before use"
+    ]
+
+
+def test_the_warning_line_is_above_five_percent_not_at_it():
+    raw = _lines(20)
+    raw.loc[19, "cust"] = ""  # 1 of 20 = 5%: no warning
+    assert validate_events(raw, mapping=EventMapping(**LINE_MAPPING), now=NOW).warnings == ()
+    raw.loc[18, "cust"] = ""  # 2 of 20 = 10%
+    assert len(validate_events(raw, mapping=EventMapping(**LINE_MAPPING), now=NOW).warnings) == 1
