@@ -195,6 +195,10 @@ class BetaGeoGammaGammaBaseline:
     def fit(self, summary: pd.DataFrame) -> Self:
         """Fit BG/NBD on every customer and Gamma-Gamma on those with repeat spend.
 
+        A log without amounts (no repeat purchase of positive value) fits BG/NBD alone:
+        ``gg_model_`` stays None and the spend and CLV predictions are NaN, while P(alive) and
+        the purchase predictions still serve a churn baseline.
+
         Parameters
         ----------
         summary
@@ -205,11 +209,6 @@ class BetaGeoGammaGammaBaseline:
         -------
         BetaGeoGammaGammaBaseline
             This object, fitted.
-
-        Raises
-        ------
-        ValueError
-            When no customer has a repeat purchase with positive value.
         """
         import pytensor
         from pymc_extras.prior import Prior
@@ -217,22 +216,23 @@ class BetaGeoGammaGammaBaseline:
 
         data = _model_frame(summary)
         repeaters = data.loc[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
-        if repeaters.empty:
-            raise ValueError("Gamma-Gamma needs customers with a repeat purchase of positive value")
         bg_config = self.bg_model_config
         if bg_config is None:
             bg_config = {name: Prior("HalfFlat") for name in ("r", "alpha", "a", "b")}
         map_options = {"method": "map", "progressbar": False, "seed": self.seed}
         gg_config = None if self.gg_model_config is None else dict(self.gg_model_config)
         self.bg_model_ = BetaGeoModel(model_config=dict(bg_config))
-        self.gg_model_ = GammaGammaModel(model_config=gg_config)
+        self.gg_model_ = None if repeaters.empty else GammaGammaModel(model_config=gg_config)
         mode = {} if self.compile_mode is None else {"mode": self.compile_mode}
         with pytensor.config.change_flags(**mode):
             self.bg_model_.fit(data, **map_options)
-            self.gg_model_.fit(repeaters, **map_options)
+            if self.gg_model_ is not None:
+                self.gg_model_.fit(repeaters, **map_options)
+        fitted = [(self.bg_model_, "r alpha a b"), (self.gg_model_, "p q v")]
         self.params_ = {
             name: float(model.fit_result[name].mean())
-            for model, names in ((self.bg_model_, "r alpha a b"), (self.gg_model_, "p q v"))
+            for model, names in fitted
+            if model is not None
             for name in names.split()
         }
         return self
@@ -277,8 +277,9 @@ class BetaGeoGammaGammaBaseline:
             Same index as ``summary``; ``expected_purchases`` (in the horizon),
             ``probability_alive`` (at the cut-off), ``probability_purchase`` (at least one
             purchase in the horizon), ``expected_spend`` (Gamma-Gamma expected value per
-            purchase; the population mean for customers without repeat purchases) and
-            ``expected_clv`` (``expected_purchases * expected_spend``, undiscounted revenue).
+            purchase; the population mean for customers without repeat purchases; NaN without
+            amounts) and ``expected_clv`` (``expected_purchases * expected_spend``,
+            undiscounted revenue).
         """
         if self.bg_model_ is None:
             raise RuntimeError("call fit before predict")
@@ -287,7 +288,11 @@ class BetaGeoGammaGammaBaseline:
         t = horizon_days / self.time_unit_days
         purchases = _point(self.bg_model_.expected_purchases(data, future_t=t), ids)
         alive = _point(self.bg_model_.expected_probability_alive(data), ids)
-        spend = _point(self.gg_model_.expected_customer_spend(data), ids)
+        spend = (
+            np.full(len(data), np.nan)
+            if self.gg_model_ is None
+            else _point(self.gg_model_.expected_customer_spend(data), ids)
+        )
         result = pd.DataFrame(
             {
                 "expected_purchases": purchases,

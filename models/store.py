@@ -10,7 +10,12 @@ One module owns the MLflow store for training, scoring, the uplift command and s
   cutoffs, the headline metrics the service shows, the training population's typical
   feature values) in its MLmodel metadata, written by training and checked on load;
 - alias -> version -> estimator (:func:`load_version`, :func:`load_champions`,
-  :func:`load_uplift`), with the estimator's task and signature checked against the record.
+  :func:`load_uplift`), with the estimator's task and signature checked against the record;
+- projects: one store holds the models of several data sets or business units, each under its
+  own names (:func:`registered_names`: project ``retail`` registers ``retail-churn`` ...; the
+  default project ``lifecycle`` keeps ``lifecycle-churn`` ...), and every run and version
+  carries its :class:`Lineage` (project, data set, feature configuration) as tags, so a
+  registry move can refuse to cross from one data set to another.
 
 Nothing happens on import; MLflow is imported only by the functions that need it, so the
 command line and the service import this module cheaply.
@@ -19,9 +24,11 @@ command line and the service import this module cheaply.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +37,32 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lifecycle.features.config import LifecycleConfig
-from lifecycle.models.tasks import SPECS, TASKS, Task, spec
+
+# Re-exported: the CLI checks names and the store with these before any heavy import.
+from lifecycle.models.locate import (  # noqa: F401
+    DATASET_PATTERN,
+    DEFAULT_PROJECT,
+    MAX_PROJECT_LENGTH,
+    PROJECT_PATTERN,
+    check_dataset,
+    check_project,
+    missing_store,
+    resolve_tracking_uri,
+    sqlite_database,
+)
+from lifecycle.models.tasks import SPECS, TASKS, Task
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 UPLIFT_NAME = "lifecycle-uplift"
-"""Registered name of the campaign uplift model (optional; used by next-best-action)."""
+"""Registered name of the campaign uplift model of the default project (optional)."""
+
+PROJECT_TAG = "lifecycle.project"
+DATASET_TAG = "lifecycle.dataset"
+FEATURE_CONFIG_TAG = "lifecycle.feature_config"
+FINGERPRINT_TAG = "lifecycle.data_fingerprint"
+MAPPING_TAG = "lifecycle.mapping"
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -50,6 +76,127 @@ RECORD_VERSION = 1
 
 class StoreError(RuntimeError):
     """A model cannot be loaded from the store: no store, no version, or one that does not fit."""
+
+
+def registered_names(project: str = DEFAULT_PROJECT) -> dict[Task, str]:
+    """Return the registered model name of each task in a project.
+
+    The default project keeps the tasks' own names (:attr:`TaskSpec.registered_name`); another
+    project puts its name in place of their ``lifecycle`` prefix.
+
+    Examples
+    --------
+    >>> registered_names()["churn"]
+    'lifecycle-churn'
+    >>> registered_names("retail")["next_stage"]
+    'retail-next-stage'
+    """
+    check_project(project)
+    prefix = f"{DEFAULT_PROJECT}-"
+    return {task: f"{project}-{SPECS[task].registered_name.removeprefix(prefix)}" for task in TASKS}
+
+
+def uplift_name(project: str = DEFAULT_PROJECT) -> str:
+    """Return the registered name of a project's uplift model.
+
+    Examples
+    --------
+    >>> uplift_name("retail")
+    'retail-uplift'
+    """
+    return f"{check_project(project)}-{UPLIFT_NAME.removeprefix(DEFAULT_PROJECT + '-')}"
+
+
+def feature_config_id(config: LifecycleConfig) -> str:
+    """Return a short hash of a feature configuration: the lifecycle config and the features.
+
+    Two models get the same id when their features were built with the same vocabulary,
+    stage rules, windows and feature definitions (names and SQL), so a model built on another
+    feature configuration is recognised even when its column names agree.
+
+    Examples
+    --------
+    >>> feature_config_id(LifecycleConfig()).startswith("sha256:")
+    True
+    """
+    from lifecycle.features.definitions import model_features
+
+    payload = {
+        "lifecycle": config.model_dump(mode="json"),
+        "features": [[f.name, f.sql] for f in model_features(config)],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model comes from: its project, data set and feature configuration.
+
+    Logged as tags on every training run and registered version (:meth:`tags`) and read back
+    by the registry moves (:meth:`from_tags`). ``project``, ``dataset`` and
+    ``feature_config`` must agree for one version to replace another; the data fingerprint
+    changes with every new snapshot of the same data set and never blocks a move. A version
+    logged before lineage was recorded reads as project ``lifecycle`` with an unknown data set
+    and feature configuration (None).
+
+    Examples
+    --------
+    >>> a = Lineage("retail", "online_retail", "sha256:1", "sha256:aa")
+    >>> b = Lineage("retail", "cdnow", "sha256:1", "sha256:bb")
+    >>> a.differs(b)
+    ['dataset']
+    """
+
+    project: str = DEFAULT_PROJECT
+    dataset: str | None = None
+    feature_config: str | None = None
+    data_fingerprint: str | None = None
+    mapping: str | None = None
+
+    COMPARED = ("project", "dataset", "feature_config")
+
+    def tags(self) -> dict[str, str]:
+        """Return the known fields as MLflow tags (``lifecycle.project`` ...)."""
+        values = {
+            PROJECT_TAG: self.project,
+            DATASET_TAG: self.dataset,
+            FEATURE_CONFIG_TAG: self.feature_config,
+            FINGERPRINT_TAG: self.data_fingerprint,
+            MAPPING_TAG: self.mapping,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> Lineage:
+        """Read a lineage back from tags; missing ones read as the defaults (unknown)."""
+        return cls(
+            project=tags.get(PROJECT_TAG, DEFAULT_PROJECT),
+            dataset=tags.get(DATASET_TAG),
+            feature_config=tags.get(FEATURE_CONFIG_TAG),
+            data_fingerprint=tags.get(FINGERPRINT_TAG),
+            mapping=tags.get(MAPPING_TAG),
+        )
+
+    def differs(self, other: Lineage) -> list[str]:
+        """Name the compared fields in which two lineages differ, where both are known."""
+        return [
+            name
+            for name in self.COMPARED
+            if getattr(self, name) is not None
+            and getattr(other, name) is not None
+            and getattr(self, name) != getattr(other, name)
+        ]
+
+    def unknown(self) -> list[str]:
+        """Name the compared fields this lineage does not know (an older version)."""
+        return [name for name in self.COMPARED if getattr(self, name) is None]
+
+    def describe(self) -> str:
+        """Describe the lineage in words, e.g. ``project retail, data set 'cdnow', ...``."""
+        dataset = repr(self.dataset) if self.dataset is not None else "unknown"
+        features = self.feature_config or "unknown"
+        return f"project {self.project}, data set {dataset}, feature config {features}"
 
 
 class ModelRecord(BaseModel):
@@ -76,6 +223,18 @@ class ModelRecord(BaseModel):
     """The task's headline metrics (:attr:`TaskSpec.headline_metrics`) on its evaluation."""
     typical: dict[str, float]
     """Median of each feature over the training population at the evaluation cutoff."""
+    project: str = DEFAULT_PROJECT
+    """The project the version belongs to (records written before projects: ``lifecycle``)."""
+    dataset: str | None = None
+    """The data set it was trained on (:class:`Lineage`; None: not recorded)."""
+    feature_config: str | None = None
+    """:func:`feature_config_id` of :attr:`lifecycle` (None: not recorded)."""
+    data_fingerprint: str | None = None
+    """Content hash of the event log it was trained on (None: not recorded)."""
+
+    def lineage(self) -> Lineage:
+        """Return the version's :class:`Lineage` as its record tells it."""
+        return Lineage(self.project, self.dataset, self.feature_config, self.data_fingerprint)
 
     def info(self) -> dict[str, Any]:
         """Describe the version as ``/model_info`` does (horizon, protocol, cutoffs, metrics)."""
@@ -99,69 +258,6 @@ class LoadedModel:
     run_id: str
     estimator: Any
     record: ModelRecord
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """Return the tracking URI: ``uri``, else ``$MLFLOW_TRACKING_URI``, else local SQLite.
-
-    Parameters
-    ----------
-    uri
-        Explicit tracking URI (a server ``http://...``, a database URL, ...).
-
-    Returns
-    -------
-    str
-        The URI; the default is ``sqlite:///<absolute cwd>/mlflow.db``.
-
-    Examples
-    --------
-    >>> resolve_tracking_uri("http://mlflow:5000")
-    'http://mlflow:5000'
-    """
-    if uri:
-        return uri
-    from_env = os.environ.get("MLFLOW_TRACKING_URI")
-    if from_env:
-        return from_env
-    return f"sqlite:///{Path.cwd().absolute() / 'mlflow.db'}"
-
-
-def sqlite_database(uri: str) -> Path | None:
-    """Return the database file of a ``sqlite:///`` URI (absolute), or None for other URIs.
-
-    Examples
-    --------
-    >>> sqlite_database("sqlite:////srv/mlflow.db")
-    PosixPath('/srv/mlflow.db')
-    >>> sqlite_database("http://mlflow:5000") is None
-    True
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path).absolute()
-
-
-def missing_store(uri: str) -> str | None:
-    """Return why a store cannot be read (a local SQLite file that does not exist), else None.
-
-    Reading a missing SQLite file would make MLflow create an empty store instead of failing.
-
-    Examples
-    --------
-    >>> missing_store("sqlite:////nowhere/mlflow.db").split(";")[0]
-    'no MLflow store at /nowhere/mlflow.db'
-    """
-    database = sqlite_database(uri)
-    if database is None or database.is_file():
-        return None
-    return (
-        f"no MLflow store at {database}; train and promote first "
-        "(`lifecycle train`, `lifecycle promote`) or point MLFLOW_TRACKING_URI at one"
-    )
 
 
 def artifact_root_for(uri: str) -> str | None:
@@ -321,9 +417,10 @@ def _check_signature(model: Any, estimator: Any, where: str) -> None:
         raise StoreError(
             f"{where}: its signature does not list the features the model was fitted on"
         )
-    doubles = {str(t) for t in schema.input_types()}
-    if doubles != {"double"} and doubles != {"DataType.double"}:
-        raise StoreError(f"{where}: signature inputs must all be double")
+    # counts are long (as the feature builder writes them) since issue 16, double before
+    kinds = {str(t).removeprefix("DataType.") for t in schema.input_types()}
+    if not kinds <= {"double", "long"}:
+        raise StoreError(f"{where}: signature inputs must all be numbers (double or long)")
 
 
 def load_version(client: MlflowClient, task: Task, name: str, version: str) -> LoadedModel:
@@ -383,11 +480,12 @@ def load_champions(
     client: MlflowClient,
     *,
     alias: str = CHAMPION,
+    project: str = DEFAULT_PROJECT,
     names: Mapping[str, str] | None = None,
     tasks: Sequence[Task] | None = None,
     required: bool = True,
 ) -> dict[Task, LoadedModel]:
-    """Load the versions holding ``alias``, one per task, by version number.
+    """Load a project's versions holding ``alias``, one per task, by version number.
 
     Parameters
     ----------
@@ -395,8 +493,11 @@ def load_champions(
         A client of the store.
     alias
         Registry alias to resolve (``champion`` by default).
+    project
+        The project whose models to load (:func:`registered_names`); every version loaded
+        must belong to it, and the versions must come from one data set.
     names
-        Registered name per task, overriding :attr:`TaskSpec.registered_name`.
+        Registered name per task, overriding the project's names.
     tasks
         Tasks to load; default every task.
     required
@@ -410,8 +511,9 @@ def load_champions(
     Raises
     ------
     StoreError
-        For an unknown task in ``names``, a missing version (when ``required``), or a
-        version that does not load or fit (see :func:`load_version`).
+        For an unknown task in ``names``, a missing version (when ``required``), a version
+        that does not load or fit (see :func:`load_version`), a version of another project,
+        or champions trained on different data sets.
     """
     from mlflow.exceptions import MlflowException
 
@@ -421,7 +523,11 @@ def load_champions(
             f"model names given for unknown task(s) {', '.join(unknown)}; "
             f"tasks are {', '.join(TASKS)}"
         )
-    wanted = {t: (names or {}).get(t, SPECS[t].registered_name) for t in (tasks or TASKS)}
+    try:
+        defaults = registered_names(project)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
+    wanted = {t: (names or {}).get(t, defaults[t]) for t in (tasks or TASKS)}
     loaded: dict[Task, LoadedModel] = {}
     try:
         for task, name in wanted.items():
@@ -431,12 +537,31 @@ def load_champions(
                     raise StoreError(
                         f"no version of {name} holds the alias {alias!r}; train and promote "
                         "first (`lifecycle train`, `lifecycle promote`)"
+                        + ("" if project == DEFAULT_PROJECT else f" with --project {project}")
                     )
                 continue
             loaded[task] = load_version(client, task, name, version)
     except MlflowException as exc:
         raise StoreError(str(exc).splitlines()[0]) from exc
+    _check_one_project(loaded.values(), project)
     return loaded
+
+
+def _check_one_project(models: Iterable[LoadedModel], project: str) -> None:
+    """Refuse versions of another project, or versions trained on different data sets."""
+    models = list(models)
+    for m in models:
+        if m.record.project != project:
+            raise StoreError(
+                f"{m.name} v{m.version} belongs to project {m.record.project!r}, not {project!r}"
+            )
+    datasets = {m.record.dataset for m in models if m.record.dataset is not None}
+    if len(datasets) > 1:
+        trained = ", ".join(f"{m.name} v{m.version} on {m.record.dataset!r}" for m in models)
+        raise StoreError(
+            f"the {project} champions were trained on different data sets ({trained}); "
+            "promote models of one data set"
+        )
 
 
 def shared_lifecycle(models: Mapping[Task, LoadedModel]) -> LifecycleConfig:
@@ -458,8 +583,10 @@ def shared_lifecycle(models: Mapping[Task, LoadedModel]) -> LifecycleConfig:
     return configs[0]
 
 
-def load_uplift(client: MlflowClient, alias: str = CHAMPION) -> tuple[str, Any] | None:
-    """Return the uplift model version holding ``alias`` and its estimator, or None.
+def load_uplift(
+    client: MlflowClient, alias: str = CHAMPION, project: str = DEFAULT_PROJECT
+) -> tuple[str, Any] | None:
+    """Return the project's uplift model version holding ``alias`` and its estimator, or None.
 
     Raises
     ------
@@ -469,20 +596,23 @@ def load_uplift(client: MlflowClient, alias: str = CHAMPION) -> tuple[str, Any] 
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    version = alias_version(client, UPLIFT_NAME, alias)
+    name = uplift_name(project)
+    version = alias_version(client, name, alias)
     if version is None:
         return None
     try:
-        model = mlflow.pyfunc.load_model(f"models:/{UPLIFT_NAME}/{version}")
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     except MlflowException as exc:
-        raise StoreError(f"{UPLIFT_NAME} v{version}: {str(exc).splitlines()[0]}") from exc
+        raise StoreError(f"{name} v{version}: {str(exc).splitlines()[0]}") from exc
     return version, model.unwrap_python_model().estimator
 
 
-def champion_lifecycle(client: MlflowClient, alias: str = CHAMPION) -> LifecycleConfig | None:
-    """Return the lifecycle config of the next-stage model holding ``alias``, or None."""
+def champion_lifecycle(
+    client: MlflowClient, alias: str = CHAMPION, project: str = DEFAULT_PROJECT
+) -> LifecycleConfig | None:
+    """Return the lifecycle config of the project's next-stage model holding ``alias``, or None."""
     task = TASKS[0]
-    name = spec(task).registered_name
+    name = registered_names(project)[task]
     version = alias_version(client, name, alias)
     if version is None:
         return None

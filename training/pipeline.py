@@ -19,7 +19,6 @@ from lifecycle.features.build import (
     EventLog,
     build_features,
     feature_columns,
-    monthly_cutoffs,
     read_event_log,
 )
 from lifecycle.features.definitions import churn_monotone
@@ -48,7 +47,15 @@ from lifecycle.training.metrics import (
     metrics_by_group,
     regression_metrics,
 )
-from lifecycle.training.splits import Split, SplitError, customer_groups, customer_split, time_split
+from lifecycle.training.readiness import NotReady, assess
+from lifecycle.training.splits import (
+    Split,
+    SplitError,
+    candidate_cutoffs,
+    customer_groups,
+    customer_split,
+    time_split,
+)
 from lifecycle.training.tune import TuningResult, tune
 
 Progress = Callable[[str], None]
@@ -82,12 +89,15 @@ class TrainingResult:
     seconds: float
     btyd: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The hybrid's BTYD model at each cutoff (ISO date -> parameters); empty for lightgbm."""
+    readiness: dict[str, Any] = field(default_factory=dict)
+    """What the log supports, per task (:meth:`lifecycle.training.readiness.Readiness.to_dict`)."""
 
     def summary(self, run: dict[str, Any] | None = None) -> dict[str, Any]:
         """Return the summary the HTML report and model cards render."""
         return {
             "run": run or {},
             "data": self.data,
+            "readiness": self.readiness,
             "tasks": {task: result.summary for task, result in self.tasks.items()},
         }
 
@@ -102,30 +112,6 @@ def fingerprint(log: EventLog) -> dict[str, Any]:
         "period_end": log.last.isoformat(),
         "source": log.source,
     }
-
-
-def candidate_cutoffs(
-    log: EventLog, config: TrainingConfig, end: pd.Timestamp, truth: pd.DataFrame | None
-) -> list[pd.Timestamp]:
-    """Return the cutoffs training may use, ascending.
-
-    The simulator's truth grid (every 30 days from its start) when a truth table is given and
-    no cutoffs are configured, so the oracle is known at the evaluation cutoff; else a fixed
-    step from ``cutoffs.start`` when ``cutoffs.every_days`` is set; else calendar months.
-    """
-    settings = config.cutoffs
-    if truth is not None and settings.every_days is None and settings.start is None:
-        grid = pd.to_datetime(truth["as_of"].unique(), utc=True)
-        return sorted(c for c in grid if c < end)
-    if settings.every_days is not None:
-        start = pd.Timestamp(settings.start, tz="UTC") if settings.start else log.first.normalize()
-        step = pd.Timedelta(days=settings.every_days)
-        cuts, cut = [], start + step
-        while cut < end:
-            cuts.append(cut)
-            cut += step
-        return cuts
-    return [c for c in monthly_cutoffs(log.events, start=log.first, end=log.last) if c < end]
 
 
 def _splits(
@@ -183,6 +169,8 @@ def _bgnbd_scores(
         p_buy = pred["probability_purchase"].reindex(ids).to_numpy(dtype=float)
         return 1.0 - p_buy
     clv = pred["expected_clv"].reindex(ids).to_numpy(dtype=float)
+    if model.gg_model_ is None:
+        return None  # no amounts: BG/NBD serves churn, not CLV in money
     return np.nan_to_num(clv, nan=0.0)
 
 
@@ -675,6 +663,10 @@ def run_training(
 
     Raises
     ------
+    NotReady
+        When the log supports none of the configured tasks (:mod:`lifecycle.training.readiness`
+        says why); unsupported tasks among supported ones are skipped and listed in
+        ``data["skipped"]``.
     SplitError
         When the data is too short for a horizon under the chosen protocol.
     """
@@ -683,6 +675,12 @@ def run_training(
     began = time.perf_counter()
     log = read_event_log(events)
     events = log.events  # every later step reads the events in memory: one read per run
+    readiness = assess(log, config=config, truth=truth)
+    for line in readiness.lines():
+        say(line)
+    if not readiness.supported():
+        raise NotReady(readiness)
+    config = config.model_copy(update={"tasks": readiness.supported()})
     end = observation_end(log, config.cutoffs.observed_until)
     cutoffs = candidate_cutoffs(log, config, end, truth)
     if not cutoffs:
@@ -704,6 +702,7 @@ def run_training(
     data["observed_until"] = end.isoformat()
     fits = _btyd_fits(config, features, needed, say)
     data["learner"] = "hybrid" if fits is not None else "lightgbm"
+    data["skipped"] = readiness.skipped()
     btyd_record = {c.date().isoformat(): p.to_dict() for c, p in sorted((fits or {}).items())}
     results: dict[Task, TaskResult] = {}
     for task, task_splits in splits.items():
@@ -732,4 +731,5 @@ def run_training(
         results[task] = _run_task(
             task, task_splits, rows, labels, events, config, truth, feature_names, say, fits, counts
         )
-    return TrainingResult(config, data, results, time.perf_counter() - began, btyd_record)
+    seconds = time.perf_counter() - began
+    return TrainingResult(config, data, results, seconds, btyd_record, readiness.to_dict())

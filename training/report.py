@@ -983,3 +983,94 @@ def render_model_card(summary: Mapping[str, Any], task: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_uplift_card(card: Mapping[str, Any]) -> str:
+    """Write the markdown model card of a registered uplift model.
+
+    Parameters
+    ----------
+    card
+        ``name``, ``version``, ``run_id``, ``run_name``, ``project``, ``dataset``,
+        ``window_days``, ``max_campaigns``, ``rows``, ``sends``, ``fingerprint`` and ``offers``
+        (:meth:`lifecycle.models.uplift.TwoModelUplift.summary`).
+
+    Returns
+    -------
+    str
+        The model card as markdown.
+
+    Examples
+    --------
+    >>> text = render_uplift_card({"name": "lifecycle-uplift", "version": "2", "window_days": 30,
+    ...     "offers": {"discount": {"rows_treated": 900, "rows_control": 300,
+    ...     "observed_ate": 0.031, "mean_predicted_uplift": 0.029, "qini": 0.12,
+    ...     "individual": True, "skipped": None}}})
+    >>> text.splitlines()[0]
+    '# Model card: lifecycle-uplift (version 2)'
+    >>> "| discount | 900 | 300 | +3.1 pp | +2.9 pp | 0.12 | per customer |" in text
+    True
+    """
+    window = card.get("window_days")
+    facts = _facts(
+        [
+            ("run", card.get("run_id")),
+            ("run name", card.get("run_name")),
+            ("project", card.get("project")),
+            ("data set", card.get("dataset")),
+            ("events fingerprint", card.get("fingerprint")),
+        ]
+    )
+    lines = [
+        f"# Model card: {card.get('name', 'lifecycle-uplift')} (version {card.get('version')})"
+    ]
+    lines += ["", "; ".join(f"{k} `{v}`" for k, v in facts) + "." if facts else "", ""]
+    lines += [
+        "## Intended use",
+        "",
+        "Estimates, per offer, how much sending it raises a customer's chance of a purchase within "
+        f"{format_value(window)} days of the send (treated minus control), so that the "
+        "next-best-action targets the customers an offer changes rather than those who would buy "
+        "anyway. Not meant for decisions with legal or similarly significant effects on a person "
+        "without human review.",
+        "",
+        "## Training data",
+        "",
+        f"Randomised campaign sends with a control group: {format_value(card.get('rows'))} "
+        f"targeted customers in {format_value(card.get('sends'))} sends (the latest "
+        f"{format_value(card.get('max_campaigns'))} with a complete {format_value(window)}-day "
+        "outcome window). Features are built as the project's champion models build them, from "
+        "events before each send.",
+        "",
+        "## Per offer",
+        "",
+        "| offer | treated | control | observed lift | mean predicted lift | held-out Qini "
+        "| used as |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for offer, entry in _mapping(card.get("offers")).items():
+        used = (
+            f"skipped: {entry['skipped']}"
+            if entry.get("skipped")
+            else ("per customer" if entry.get("individual") else "observed average effect")
+        )
+        lifts = [entry.get(k) for k in ("observed_ate", "mean_predicted_uplift")]
+        cells = [
+            format_value(entry.get("rows_treated")),
+            format_value(entry.get("rows_control")),
+            *("-" if v is None else f"{100 * v:+.1f} pp" for v in lifts),
+            format_value(entry.get("qini")),
+        ]
+        lines.append(f"| {offer} | " + " | ".join(cells) + f" | {used} |")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- A two-model (T-learner) estimate: per-customer lifts are used only for offers whose "
+        "Qini on held-out customers is positive; the others use their observed average effect.",
+        "- Valid for offers, channels and customers like those of the campaigns learnt from; the "
+        "outcome is any purchase in the window, not revenue or margin.",
+        "- Lifts of a few points are measured with the noise of the arm sizes above.",
+        "",
+    ]
+    return "\n".join(lines)

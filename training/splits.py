@@ -17,12 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from lifecycle.features.build import EventLog, monthly_cutoffs
 from lifecycle.training.labels import complete_cutoffs, window_end
+
+if TYPE_CHECKING:
+    from lifecycle.training.config import TrainingConfig
 
 
 class SplitError(ValueError):
@@ -48,6 +53,30 @@ class Split:
             "valid": self.valid.isoformat(),
             "eval": self.eval.isoformat(),
         }
+
+
+def candidate_cutoffs(
+    log: EventLog, config: TrainingConfig, end: pd.Timestamp, truth: pd.DataFrame | None
+) -> list[pd.Timestamp]:
+    """Return the cutoffs training may use, ascending.
+
+    The simulator's truth grid (every 30 days from its start) when a truth table is given and
+    no cutoffs are configured, so the oracle is known at the evaluation cutoff; else a fixed
+    step from ``cutoffs.start`` when ``cutoffs.every_days`` is set; else calendar months.
+    """
+    settings = config.cutoffs
+    if truth is not None and settings.every_days is None and settings.start is None:
+        grid = pd.to_datetime(truth["as_of"].unique(), utc=True)
+        return sorted(c for c in grid if c < end)
+    if settings.every_days is not None:
+        start = pd.Timestamp(settings.start, tz="UTC") if settings.start else log.first.normalize()
+        step = pd.Timedelta(days=settings.every_days)
+        cuts, cut = [], start + step
+        while cut < end:
+            cuts.append(cut)
+            cut += step
+        return cuts
+    return [c for c in monthly_cutoffs(log.events, start=log.first, end=log.last) if c < end]
 
 
 def time_split(

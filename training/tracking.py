@@ -4,9 +4,12 @@ Runs go to ``$MLFLOW_TRACKING_URI`` or, by default, to ``sqlite:///<cwd>/mlflow.
 artifacts in ``<cwd>/mlartifacts``, so ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` run
 in that folder shows runs and artifacts. :func:`connect` makes a SQLite store safe for several
 training processes at once. The ``log_*`` functions log into the active run
-(``mlflow.start_run(experiment_id=...)``). Each trained estimator is registered under
-:data:`REGISTERED_NAMES` with the alias ``challenger``; :func:`promote` moves ``champion`` to
-it when it is at least as good as the champion on the challenger's evaluation set, and
+(``mlflow.start_run(experiment_id=...)``). Each trained estimator is registered under its
+project's names (:func:`lifecycle.models.store.registered_names`) with the alias
+``challenger``, the run and the version tagged with their
+:class:`~lifecycle.models.store.Lineage` (:func:`log_lineage`); :func:`promote` moves
+``champion`` to it when it is at least as good as the champion on the challenger's evaluation
+set and comes from the same project, data set and feature configuration, and
 :func:`rollback` moves ``champion`` back. Nothing happens on import.
 
 Examples
@@ -43,11 +46,15 @@ from mlflow.exceptions import MlflowException
 from lifecycle.models.store import (
     CHALLENGER,
     CHAMPION,
+    DEFAULT_PROJECT,
+    Lineage,
     ModelRecord,
     artifact_root_for,
+    check_dataset,
     record_metadata,
+    registered_names,
 )
-from lifecycle.models.tasks import REGISTERED_NAMES, SPECS, PrimaryMetric, spec, task_of_model
+from lifecycle.models.tasks import SPECS, PrimaryMetric, spec, task_of_model
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
@@ -79,6 +86,10 @@ PromotionStatus = Literal["promoted", "refused", "forced", "first champion", "no
 
 class RegistryError(RuntimeError):
     """A registry move cannot be done (no such model, no history, no evaluation set)."""
+
+
+class LineageError(RegistryError):
+    """A registry move would cross projects, data sets or feature configurations."""
 
 
 # --- where runs go -------------------------------------------------------------------------
@@ -235,6 +246,111 @@ def log_data_fingerprint(fingerprint: Mapping[str, Any]) -> None:
     mlflow.log_dict(_plain(fingerprint), "data_fingerprint.json")
 
 
+def default_dataset(events: object, mapping: str | None = None) -> str | None:
+    """Return a data set name for an event source: the mapping's, else the file's or folder's.
+
+    A shipped mapping's name (``cdnow``) or a mapping file's stem names a raw log; canonical
+    events are named by their file's stem, or by their folder when the file is called
+    ``events`` (the simulator's ``data/sim/events.parquet`` is ``sim``). A frame has no name
+    (None). Give ``--dataset`` to choose one.
+
+    Examples
+    --------
+    >>> default_dataset("data/sim/events.parquet")
+    'sim'
+    >>> default_dataset("exports/orders.csv", "cdnow")
+    'cdnow'
+    """
+    raw: str | None = None
+    if mapping:
+        raw = Path(mapping).stem if mapping.endswith((".yaml", ".yml")) else mapping
+    elif isinstance(events, str | Path) and "://" not in str(events):
+        path = Path(events)
+        raw = path.parent.name if path.stem == "events" and path.suffix else path.stem
+    if not raw:
+        return None
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-._")[:100]
+    return check_dataset(name) if name else None
+
+
+def log_lineage(lineage: Lineage) -> dict[str, str]:
+    """Tag the active run with where its models come from (project, data set, features).
+
+    Parameters
+    ----------
+    lineage
+        The run's :class:`~lifecycle.models.store.Lineage`.
+
+    Returns
+    -------
+    dict
+        The tags set, e.g. ``{"lifecycle.project": "retail", "lifecycle.dataset": "cdnow"}``.
+    """
+    tags = lineage.tags()
+    mlflow.set_tags(tags)
+    return tags
+
+
+def run_name(kind: str, dataset: str | None, *details: str) -> str:
+    """Return a run name that says what ran on which data, instead of MLflow's random words.
+
+    Examples
+    --------
+    >>> run_name("train", "cdnow", "hybrid", "eval-1998-04-01")
+    'train-cdnow-hybrid-eval-1998-04-01'
+    >>> run_name("uplift", None)
+    'uplift-unnamed-data'
+    """
+    return "-".join([kind, dataset or "unnamed-data", *(d for d in details if d)])
+
+
+def log_event_log_input(
+    data: Mapping[str, Any], *, dataset: str | None, context: str = "training"
+) -> None:
+    """Log the event log as an MLflow dataset input of the active run (metadata only).
+
+    The dataset's source is the log's path, its digest the first 16 hex digits of the
+    content fingerprint (MLflow keeps digests short), and the input's tags hold the whole
+    fingerprint, the row and customer counts and the period, so the run's Inputs panel
+    says exactly which bytes were read.
+
+    Parameters
+    ----------
+    data
+        :func:`lifecycle.training.pipeline.fingerprint` of the log (``fingerprint``,
+        ``source``, ``rows``, ``customers``, ``period_start``, ``period_end``).
+    dataset
+        The data set's name (:func:`default_dataset`); None names it by its source.
+    context
+        ``training`` (the log the run trained and evaluated on) or another MLflow context.
+    """
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import (  # type: ignore[attr-defined]  # registered at import
+        LocalArtifactDatasetSource,
+    )
+
+    where = str(data.get("source") or "")
+    source: Any = (
+        LocalArtifactDatasetSource(str(Path(where).resolve()))
+        if where and Path(where).exists()
+        else CodeDatasetSource(tags={"source": where or "in-memory frame"})
+    )
+    fingerprint = str(data.get("fingerprint") or "")
+    digest = fingerprint.removeprefix("sha256:")[:16] or None
+    name = dataset or Path(where).stem or "events"
+    frame = MetaDataset(source, name=name, digest=digest)  # type: ignore[abstract]  # profile
+    tags = {
+        "fingerprint": fingerprint,
+        **{
+            k: str(data[k])
+            for k in ("rows", "customers", "period_start", "period_end")
+            if k in data
+        },
+    }
+    mlflow.log_input(frame, context=context, tags=tags)
+
+
 def _git(folder: Path, *args: str) -> str | None:
     """Run git in ``folder`` and return its output, or None when it fails."""
     git = shutil.which("git")
@@ -321,6 +437,33 @@ def log_table(frame: pd.DataFrame, artifact_file: str) -> None:
         raise ValueError(f"log_table writes .csv, .parquet or .json, not {artifact_file!r}")
 
 
+SUMMARY_FILE = "summary.json"
+"""Run-relative path of a training run's summary: every protocol's metrics, registered versions."""
+
+
+def read_run_summary(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """Read a training run's summary (:data:`SUMMARY_FILE`) back from its artifacts.
+
+    Only the tracking store and the artifact store are read (no model is loaded), so
+    ``lifecycle evaluate`` answers in about as long as importing MLflow takes.
+
+    Parameters
+    ----------
+    client
+        Client of the store (:func:`lifecycle.models.store.open_store`).
+    run_id
+        The training run.
+
+    Returns
+    -------
+    dict
+        The summary as :func:`lifecycle.training.train.train_and_log` returned it.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, SUMMARY_FILE, dst_path=tmp)
+        return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def evaluation_artifact(task: str) -> str:
     """Return the run-relative path of a task's evaluation set (``evaluation/<task>.parquet``)."""
     return f"evaluation/{task}.parquet"
@@ -366,6 +509,7 @@ def log_estimator(
     input_example: pd.DataFrame,
     record: ModelRecord | None = None,
     tags: Mapping[str, str] | None = None,
+    lineage: Lineage | None = None,
 ) -> ModelVersion:
     """Log a fitted estimator as a pyfunc model of the active run and register it as challenger.
 
@@ -377,12 +521,13 @@ def log_estimator(
     task
         ``next_stage``, ``churn`` or ``clv``; also the model's name within the run.
     registered_name
-        Registered model name (see :data:`REGISTERED_NAMES`).
+        Registered model name (see :func:`lifecycle.models.store.registered_names`).
     input_example
-        Feature rows as :func:`lifecycle.features.build.build_features` makes them (MLflow enforces
-        their dtypes when the model is called: an integer column rejects floats); the
-        signature is inferred from them and the estimator's predictions on them, and the
-        first few are stored as the example.
+        Rows holding the feature columns as :func:`lifecycle.features.build.build_features`
+        makes them (other columns are left out): the signature
+        (:func:`lifecycle.models.pyfunc.feature_signature`) types each feature as they do
+        (counts ``long``, the rest ``double``), so the feature and scores tables the project
+        writes are accepted as they are; the first few rows are stored as the example.
     record
         What serving needs from this run (:class:`lifecycle.models.store.ModelRecord`), stored in
         the
@@ -390,20 +535,29 @@ def log_estimator(
         logged without one (the uplift model) cannot be served as a lifecycle task.
     tags
         Extra version tags (e.g. ``eval_cutoff``); ``task`` and ``run_id`` are always set.
+    lineage
+        Project, data set and feature configuration, set as version tags
+        (``lifecycle.project`` ...); :func:`promote` compares them. Default: the record's,
+        else none (the version reads as project ``lifecycle``, data set unknown).
 
     Returns
     -------
     mlflow.entities.model_registry.ModelVersion
         The new version, holding the alias ``challenger``.
     """
-    from mlflow.models import infer_signature
-
-    from lifecycle.models.pyfunc import ARTIFACT, LifecyclePyfunc, save_estimator
+    from lifecycle.models.pyfunc import (
+        ARTIFACT,
+        LifecyclePyfunc,
+        feature_signature,
+        input_columns,
+        save_estimator,
+    )
 
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_estimator needs an active run: use mlflow.start_run()")
-    signature = infer_signature(input_example, estimator.predict_frame(input_example))
+    input_example = input_example[input_columns(estimator)]
+    signature = feature_signature(estimator, input_example)
     with tempfile.TemporaryDirectory() as tmp:
         info = mlflow.pyfunc.log_model(
             name=task,
@@ -417,7 +571,10 @@ def log_estimator(
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
-    for key, value in {"task": task, "run_id": run.info.run_id, **(tags or {})}.items():
+    if lineage is None and record is not None:
+        lineage = record.lineage()
+    known = lineage.tags() if lineage is not None else {}
+    for key, value in {"task": task, "run_id": run.info.run_id, **known, **(tags or {})}.items():
         client.set_model_version_tag(registered_name, version, key, str(value))
     client.set_registered_model_alias(registered_name, CHALLENGER, version)
     return client.get_model_version(registered_name, version)
@@ -459,9 +616,14 @@ class Rollback:
         return asdict(self)
 
 
-def _registered_models(client: MlflowClient, names: Sequence[str] | None) -> list[RegisteredModel]:
-    """Return the named registered models, or all lifecycle models that exist."""
-    wanted = list(names) if names else list(REGISTERED_NAMES.values())
+def _registered_models(
+    client: MlflowClient, names: Sequence[str] | None, project: str = DEFAULT_PROJECT
+) -> list[RegisteredModel]:
+    """Return the named registered models, or all of the project's models that exist."""
+    try:
+        wanted = list(names) if names else list(registered_names(project).values())
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from exc
     found = []
     for name in wanted:
         try:
@@ -535,6 +697,8 @@ def _compare(
     client: MlflowClient, name: str, task: str, challenger: str, champion: str | None
 ) -> tuple[float, float | None]:
     """Score challenger (and champion) on the challenger's evaluation set, on shared rows."""
+    from lifecycle.models.pyfunc import conform
+
     frame = _evaluation_set(client, name, challenger, task)
     features, labels = frame.drop(columns="label"), frame["label"]
     column = spec(task).prediction
@@ -542,7 +706,8 @@ def _compare(
     for version in [challenger] if champion is None else [challenger, champion]:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         try:
-            out = model.predict(features)
+            # versions logged before counts were typed long take every feature as double
+            out = model.predict(conform(features, model.metadata.get_input_schema()))
         except (MlflowException, ValueError, KeyError) as exc:
             raise RegistryError(
                 f"{name} v{version} cannot score the evaluation set of v{challenger}: {exc}"
@@ -576,8 +741,60 @@ def _decide(
     return ok, f"{name} {challenger:.4f} {word} {bar:.4f} (champion {champion:.4f})"
 
 
+def _lineage(client: MlflowClient, name: str, version: str, project: str) -> Lineage:
+    """Return a version's lineage from its tags, refusing a version of another project."""
+    lineage = Lineage.from_tags(client.get_model_version(name, version).tags)
+    if lineage.project != project:
+        raise RegistryError(
+            f"{name} v{version} belongs to project {lineage.project!r}, not {project!r}; "
+            f"pass --project {lineage.project}"
+        )
+    return lineage
+
+
+def crossing(
+    name: str, version: str, lineage: Lineage, champion: str, champion_lineage: Lineage
+) -> str:
+    """Return one sentence naming both sides when two versions' lineages differ, else ``""``.
+
+    Only fields both versions record are compared; the data fingerprint (a new snapshot of
+    the same data set) never counts.
+
+    Examples
+    --------
+    >>> a = Lineage("lifecycle", "cdnow", "sha256:1")
+    >>> b = Lineage("lifecycle", "online_retail", "sha256:1")
+    >>> crossing("lifecycle-churn", "2", a, "1", b)  # doctest: +NORMALIZE_WHITESPACE
+    "lifecycle-churn v2 (project lifecycle, data set 'cdnow', feature config sha256:1) and
+    champion v1 (project lifecycle, data set 'online_retail', feature config sha256:1) differ
+    in dataset"
+    """
+    fields = lineage.differs(champion_lineage)
+    if not fields:
+        return ""
+    return (
+        f"{name} v{version} ({lineage.describe()}) and champion v{champion} "
+        f"({champion_lineage.describe()}) differ in {', '.join(fields)}"
+    )
+
+
+def _unknown_note(version: str, lineage: Lineage) -> str:
+    """Say which lineage fields an older version does not record (so they were not checked)."""
+    unknown = lineage.unknown()
+    if not unknown:
+        return ""
+    return (
+        f"; v{version} records no {', '.join(unknown)} (logged before lineage was recorded; "
+        f"read as project {lineage.project}), so those were not checked"
+    )
+
+
 def _plan_promotion(
-    client: MlflowClient, model: RegisteredModel, tolerance: float | None, force: bool
+    client: MlflowClient,
+    model: RegisteredModel,
+    tolerance: float | None,
+    force: bool,
+    project: str = DEFAULT_PROJECT,
 ) -> Promotion:
     """Compare one model's challenger with its champion and decide, moving nothing."""
     name = model.name
@@ -590,6 +807,18 @@ def _plan_promotion(
     task = _task_of(client, name, challenger)
     metric = spec(task).primary_metric
     tol = metric.tolerance if tolerance is None else tolerance
+    lineage = _lineage(client, name, challenger, project)
+    across, note = "", _unknown_note(challenger, lineage)
+    if champion is not None and champion != challenger:
+        champion_lineage = _lineage(client, name, champion, project)
+        across = crossing(name, challenger, lineage, champion, champion_lineage)
+        note = _unknown_note(champion, champion_lineage) or note
+    if across and not force:
+        # Scores on another data set's rows say nothing: refuse before scoring.
+        reason = f"not comparable: {across} (--force overrides)"
+        return Promotion(
+            name, challenger, champion, metric.name, None, None, tol, "refused", reason
+        )
     try:
         value, champion_value = _compare(client, name, task, challenger, champion)
     except RegistryError:
@@ -599,6 +828,8 @@ def _plan_promotion(
     status: PromotionStatus
     if champion is None:
         status, reason = "first champion", "no champion yet"
+    elif force and across:
+        status, reason = "forced", f"--force: promoted across lineages: {across}"
     elif force:
         status, reason = "forced", "--force: promoted whatever the comparison"
     elif value is None or champion_value is None:
@@ -608,6 +839,7 @@ def _plan_promotion(
     else:
         ok, reason = _decide(metric, tol, value, champion_value)
         status = "promoted" if ok else "refused"
+    reason += note if champion is not None else ""
     return Promotion(
         name,
         challenger,
@@ -647,6 +879,7 @@ def promote(
     client: MlflowClient,
     names: Sequence[str] | None = None,
     *,
+    project: str = DEFAULT_PROJECT,
     tolerance: float | None = None,
     force: bool = False,
 ) -> list[Promotion]:
@@ -656,20 +889,29 @@ def promote(
     (:func:`log_evaluation_set`), on the rows both predict for: ROC AUC for ``next_stage``
     and ``churn`` (refused when below the champion's by more than ``tolerance``, default
     0.005), MAE for ``clv`` (refused when above the champion's by more than ``tolerance``
-    relative, default 0.02). Without a champion the challenger is promoted. Promoting
-    appends the previous champion to the tag ``champion_history`` and removes the alias
-    ``challenger``. Every comparison is made before anything moves.
+    relative, default 0.02). Without a champion the challenger is promoted. A challenger
+    whose project, data set or feature configuration (its
+    :class:`~lifecycle.models.store.Lineage` tags) differs from the champion's is refused
+    without scoring; a new snapshot of the same data set (another data fingerprint) is not.
+    A version without lineage tags (logged before they were recorded) reads as project
+    ``lifecycle`` with an unknown data set: what it does not record is not compared, and the
+    reason says so. Promoting appends the previous champion to the tag
+    ``champion_history`` and removes the alias ``challenger``. Every comparison is made
+    before anything moves.
 
     Parameters
     ----------
     client
         Client from :func:`connect` (models are loaded from MLflow's registry URI).
     names
-        Registered model names; default: those of :data:`REGISTERED_NAMES` that exist.
+        Registered model names; default: those of the project
+        (:func:`lifecycle.models.store.registered_names`) that exist.
+    project
+        The project the versions must belong to (a version of another one is an error).
     tolerance
         Overrides every model's default tolerance.
     force
-        Promote every challenger whatever its score (status ``forced``).
+        Promote every challenger whatever its score or lineage (status ``forced``).
 
     Returns
     -------
@@ -677,8 +919,8 @@ def promote(
         One per model, in the order of ``names``.
     """
     plans = [
-        _plan_promotion(client, model, tolerance, force)
-        for model in _registered_models(client, names)
+        _plan_promotion(client, model, tolerance, force, project)
+        for model in _registered_models(client, names, project)
     ]
     for plan in plans:
         if plan.status in ("promoted", "forced", "first champion") and plan.challenger:
@@ -695,7 +937,13 @@ def _move_champion(client: MlflowClient, name: str, challenger: str, champion: s
     client.delete_registered_model_alias(name, CHALLENGER)
 
 
-def rollback(client: MlflowClient, names: Sequence[str] | None = None) -> list[Rollback]:
+def rollback(
+    client: MlflowClient,
+    names: Sequence[str] | None = None,
+    *,
+    project: str = DEFAULT_PROJECT,
+    force: bool = False,
+) -> list[Rollback]:
     """Move the alias ``champion`` back to the previous champion of each model.
 
     Parameters
@@ -703,7 +951,12 @@ def rollback(client: MlflowClient, names: Sequence[str] | None = None) -> list[R
     client
         Client from :func:`connect`.
     names
-        Registered model names; default: every lifecycle model with a champion history.
+        Registered model names; default: every model of the project with a champion
+        history.
+    project
+        The project the versions must belong to.
+    force
+        Roll back even to a version of another data set or feature configuration.
 
     Returns
     -------
@@ -715,9 +968,12 @@ def rollback(client: MlflowClient, names: Sequence[str] | None = None) -> list[R
     RegistryError
         A named model (or, by default, every model) has no earlier champion, or the earlier
         version was deleted. Nothing moves then.
+    LineageError
+        The earlier champion comes from another data set or feature configuration than the
+        champion (and not ``force``). Nothing moves then.
     """
     plans: list[Rollback] = []
-    for model in _registered_models(client, names):
+    for model in _registered_models(client, names, project):
         history = _history(model)
         if not history:
             if names:
@@ -730,6 +986,17 @@ def rollback(client: MlflowClient, names: Sequence[str] | None = None) -> list[R
             raise RegistryError(
                 f"{model.name}: the earlier champion v{previous} no longer exists"
             ) from exc
+        current = _alias(model, CHAMPION)
+        if current is not None and current != previous:
+            across = crossing(
+                model.name,
+                previous,
+                _lineage(client, model.name, previous, project),
+                current,
+                _lineage(client, model.name, current, project),
+            )
+            if across and not force:
+                raise LineageError(f"not rolling back: {across}; --force rolls back anyway")
         plans.append(Rollback(model.name, _alias(model, CHAMPION), previous, history[:-1]))
     if not plans:
         raise RegistryError("no model has an earlier champion to roll back to")

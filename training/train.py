@@ -27,7 +27,7 @@ from lifecycle.training.pipeline import Progress, TaskResult, TrainingResult, ru
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SUMMARY_FILE = "summary.json"
+SUMMARY_FILE = tracking.SUMMARY_FILE
 REPORT_FILE = "report.html"
 
 
@@ -131,7 +131,7 @@ def _params(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
         "protocol": config.protocol,
         "seed": config.seed,
         "threads": config.threads,
-        "tasks": ",".join(config.tasks),
+        "tasks": ",".join(result.tasks),  # the trained ones; data.skipped.* says why not others
         "horizons": config.horizons.model_dump(),
         "tuning": config.tuning.model_dump(exclude={"storage"}),
         "calibration": config.calibration,
@@ -149,18 +149,23 @@ def _params(config: TrainingConfig, result: TrainingResult) -> dict[str, Any]:
 
 
 def model_record(
-    result: TaskResult, summary: dict[str, Any], config: TrainingConfig
+    result: TaskResult,
+    summary: dict[str, Any],
+    config: TrainingConfig,
+    lineage: store.Lineage | None = None,
 ) -> ModelRecord:
     """Return what serving needs from this run for one task's registered version.
 
     The lifecycle config the features were built with, the split, the headline metrics
     (:attr:`lifecycle.models.tasks.TaskSpec.headline_metrics`) and the typical feature values of the
     evaluation population; logged in the version's MLmodel metadata (see
-    :mod:`lifecycle.models.store`).
+    :mod:`lifecycle.models.store`), with the run's project, data set and feature configuration
+    (``lineage``; default: project ``lifecycle``, data set unknown).
     """
     task = result.task
     overall = summary["tasks"][task]["metrics"]["model"]["overall"]
     names = result.estimator.feature_names
+    lineage = lineage or store.Lineage(feature_config=store.feature_config_id(config.lifecycle))
     return ModelRecord(
         task=task,
         run_id=str(summary["run"]["run_id"]),
@@ -177,17 +182,18 @@ def model_record(
             if isinstance(overall.get(k), float)
         },
         typical=typical_values(result.evaluation, names),
+        project=lineage.project,
+        dataset=lineage.dataset,
+        feature_config=lineage.feature_config,
+        data_fingerprint=lineage.data_fingerprint,
     )
 
 
 def evaluation_set(result: TaskResult) -> pd.DataFrame:
     """Rows promote re-scores a challenger and a champion on: keys, features and the label."""
     cols = [c for c in result.evaluation.columns if not c.startswith("score_") and c != "label"]
-    frame = result.evaluation[[*cols, "label"]].reset_index(drop=True)
-    # the registered signature takes float64 features; MLflow refuses int64 for a double column
-    names = result.estimator.feature_names
-    frame[names] = frame[names].astype("float64")
-    return frame
+    # the features keep the builder's dtypes: the registered signature declares counts long
+    return result.evaluation[[*cols, "label"]].reset_index(drop=True)
 
 
 def train_and_log(
@@ -196,9 +202,12 @@ def train_and_log(
     config: TrainingConfig | None = None,
     truth: pd.DataFrame | None = None,
     tracking_uri: str | None = None,
-    experiment: str = "lifecycle",
+    experiment: str | None = None,
     report_dir: str | Path | None = None,
     progress: Progress | None = None,
+    project: str = store.DEFAULT_PROJECT,
+    dataset: str | None = None,
+    mapping: str | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and register every model; return the run's summary.
 
@@ -213,12 +222,21 @@ def train_and_log(
     tracking_uri
         MLflow tracking URI; default ``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` here.
     experiment
-        MLflow experiment name.
+        MLflow experiment name; default: the project's name.
     report_dir
         Where to also keep a copy of the HTML report, plots and model cards
         (``<report_dir>/<run_id>/``); None keeps them only in MLflow.
     progress
         Called with a message at each step.
+    project
+        Project whose names the models are registered under
+        (:func:`lifecycle.models.store.registered_names`).
+    dataset
+        Name of the data set (recorded with the run and every version, compared by
+        ``promote``); default: :func:`lifecycle.training.tracking.default_dataset` of
+        ``events`` and ``mapping``.
+    mapping
+        Name of the column mapping the events were read with, recorded with the run.
 
     Returns
     -------
@@ -228,26 +246,51 @@ def train_and_log(
     import mlflow
 
     config = config or TrainingConfig()
+    names = store.registered_names(project)  # a bad project name fails before training
+    experiment = experiment or project
     say = progress or (lambda _message: None)
     result = run_training(events, config=config, truth=truth, progress=say)
+    lineage = store.Lineage(
+        project=project,
+        dataset=dataset or tracking.default_dataset(events, mapping),
+        feature_config=store.feature_config_id(config.lifecycle),
+        data_fingerprint=result.data.get("fingerprint"),
+        mapping=mapping,
+    )
     say("logging to MLflow")
     client = store.connect(tracking_uri)
     exp_id = tracking.experiment_id(client, experiment)
-    with mlflow.start_run(experiment_id=exp_id) as run, tempfile.TemporaryDirectory() as tmp:
+    latest = max((r.split.eval for r in result.tasks.values()), default=None)
+    name = tracking.run_name(
+        "train",
+        lineage.dataset,
+        str(result.data.get("learner", config.learner)),
+        f"eval-{latest.date()}" if latest is not None else "",
+    )
+    with (
+        mlflow.start_run(experiment_id=exp_id, run_name=name) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         folder = Path(tmp)
         git = tracking.log_git_commit(Path(__file__).resolve().parents[1])
         dirty = " (uncommitted changes)" if git["git_dirty"] == "true" else ""
         run_info = {
             "run_id": run.info.run_id,
+            "run_name": name,
             "experiment": experiment,
+            "project": project,
+            "dataset": lineage.dataset,
             "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "git_commit": git["git_commit"][:12] + dirty,
         }
         tracking.log_config(config.model_dump(mode="json"))
+        tracking.log_lineage(lineage)
         tracking.log_data_fingerprint(result.data)
+        tracking.log_event_log_input(result.data, dataset=lineage.dataset)
         tracking.log_params(_params(config, result))
         if result.btyd:  # the hybrid's BTYD model at every cutoff (the models keep the last)
             mlflow.log_dict(result.btyd, "btyd_fits.json")
+        mlflow.log_dict(result.readiness, "readiness.json")
         images: dict[str, Path] = {}
         for task, res in result.tasks.items():
             for name, path in write_plots(res, folder / "plots").items():
@@ -262,9 +305,9 @@ def train_and_log(
             version = tracking.log_estimator(
                 res.estimator,
                 task=task,
-                registered_name=spec(task).registered_name,
-                input_example=res.evaluation.head(5)[res.estimator.feature_names].astype("float64"),
-                record=model_record(res, summary, config),
+                registered_name=names[task],
+                input_example=res.evaluation.head(5),
+                record=model_record(res, summary, config, lineage),
                 tags={
                     "eval_cutoff": res.split.eval.isoformat(),
                     "horizon_days": str(res.split.horizon_days),
@@ -337,12 +380,8 @@ def load_evaluation_scores(
 
 
 def load_run_summary(run_id: str, tracking_uri: str | None = None) -> dict[str, Any]:
-    """Read a training run's summary back from MLflow (``lifecycle evaluate``)."""
-    import mlflow
-
-    store.connect(tracking_uri)
-    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=SUMMARY_FILE)
-    return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+    """Read a training run's summary back from MLflow (:func:`tracking.read_run_summary`)."""
+    return tracking.read_run_summary(store.open_store(tracking_uri), run_id)
 
 
 def score_customers(
@@ -353,8 +392,9 @@ def score_customers(
     tracking_uri: str | None = None,
     alias: str = "champion",
     tasks: tuple[Task, ...] | None = None,
+    project: str = store.DEFAULT_PROJECT,
 ) -> pd.DataFrame:
-    """Score every customer at a cutoff with the registered models holding ``alias``.
+    """Score every customer at a cutoff with the project's registered models holding ``alias``.
 
     Parameters
     ----------
@@ -371,32 +411,51 @@ def score_customers(
         Registry alias of the versions to use.
     tasks
         Tasks to score; default: every task with a version holding ``alias``.
+    project
+        Project whose models score (:func:`lifecycle.models.store.registered_names`).
 
     Returns
     -------
     pandas.DataFrame
         One row per customer: keys, every feature (the models' inputs, which the prediction
         service loads as its customer lookup table), stage, status, RFM scores and segment,
-        every prediction, and ``model_versions`` (JSON: registered name -> version) naming
-        what made them.
+        ``segment_churn_rate_90d`` (the segment's observed churn over the 90 days before
+        ``cutoff``, :func:`lifecycle.features.rfm.segment_churn_rates`; NaN for "No purchase
+        yet" or a log shorter than the window), every prediction, and ``model_versions``
+        (JSON: registered name -> version) naming what made them.
 
     Raises
     ------
     LookupError
         When no model (or a task asked for) has a version with ``alias``.
+    ValueError
+        When ``cutoff`` is not after the first event: no customer has a history to score.
     """
-    from lifecycle.features.build import build_features, feature_columns
+    from lifecycle.features.build import build_features, event_time_range, feature_columns
+    from lifecycle.features.rfm import (
+        OBSERVED_CHURN_COLUMN,
+        OBSERVED_CHURN_DAYS,
+        segment_churn_rates,
+    )
     from lifecycle.models.lgbm import matrix
     from lifecycle.models.scoring import eligibility, place, predict_outputs
     from lifecycle.models.store import LoadedModel, StoreError, load_champions
 
+    first, _ = event_time_range(events)
+    if cutoff <= first:
+        raise ValueError(
+            f"the cutoff {cutoff.isoformat()} is not after the first event "
+            f"({first.isoformat()}): no customer has a history yet, so there is nothing to score"
+        )
     client = store.connect(tracking_uri)
     try:
-        found = load_champions(client, alias=alias, tasks=tasks, required=bool(tasks))
+        found = load_champions(
+            client, alias=alias, project=project, tasks=tasks, required=bool(tasks)
+        )
     except StoreError as exc:
         raise LookupError(str(exc)) from exc
     if not found:
-        raise LookupError(f"no lifecycle model has a version with the alias {alias!r}")
+        raise LookupError(f"no model of project {project} has a version with the alias {alias!r}")
     # Models of different runs may have been trained with different lifecycle configs: score
     # each with features built as it was trained.
     groups: dict[str, dict[Task, LoadedModel]] = {}
@@ -420,5 +479,15 @@ def score_customers(
         versions.update({m.name: m.version for m in models.values()})
     if out is None:  # unreachable: `found` is not empty
         raise LookupError("no model to score with")
+    # Beside each row's segment, what that segment has meant on this log lately: the share of
+    # its customers 90 days ago who bought nothing since (NaN where not known). The segments
+    # in `out` are those of the first config, so the rates are too.
+    rates = segment_churn_rates(
+        events,
+        cutoff=cutoff,
+        horizon_days=OBSERVED_CHURN_DAYS,
+        config=LifecycleConfig.model_validate_json(next(iter(groups))),
+    ).set_index("segment")["churn_rate"]
+    out[OBSERVED_CHURN_COLUMN] = out["rfm_segment"].map(rates).astype("float64")
     out["model_versions"] = json.dumps(versions, sort_keys=True)
     return out

@@ -70,12 +70,14 @@ def learn_uplift(
     max_campaigns: int = 12,
     promote: bool = True,
     tracking_uri: str | None = None,
-    experiment: str = "lifecycle",
+    experiment: str | None = None,
+    project: str = "lifecycle",
+    dataset: str | None = None,
 ) -> UpliftResult:
     """Learn per-offer uplift (two-model learner) from campaigns with a control group.
 
-    Features are built with the lifecycle config the champion models were trained with (the
-    default config when there is none), so they match the served models' features.
+    Features are built with the lifecycle config the project's champion models were trained
+    with (the default config when there is none), so they match the served models' features.
     Per-customer estimates are used only for offers whose held-out Qini is positive; other
     offers use their observed average effect (treated minus control purchase rate).
 
@@ -97,7 +99,12 @@ def learn_uplift(
     tracking_uri
         MLflow store; default ``MLFLOW_TRACKING_URI``, else ``./mlflow.db``.
     experiment
-        MLflow experiment of the run.
+        MLflow experiment of the run; default: the project's name.
+    project
+        Project whose uplift model (``<project>-uplift``) is registered.
+    dataset
+        Name of the data set, recorded with the run and the version; default: the events
+        file's (:func:`lifecycle.training.tracking.default_dataset`).
 
     Returns
     -------
@@ -118,23 +125,44 @@ def learn_uplift(
     """
     import mlflow
 
-    from lifecycle.features.build import feature_columns
+    from lifecycle.features.build import feature_columns, read_event_log
     from lifecycle.features.config import LifecycleConfig
-    from lifecycle.models.store import CHAMPION, UPLIFT_NAME, champion_lifecycle, connect
+    from lifecycle.models.store import (
+        CHAMPION,
+        Lineage,
+        champion_lifecycle,
+        connect,
+        feature_config_id,
+        uplift_name,
+    )
     from lifecycle.models.uplift import TwoModelUplift, campaign_frame
     from lifecycle.training import tracking
+    from lifecycle.training.pipeline import fingerprint
+    from lifecycle.training.report import render_uplift_card
 
+    name = uplift_name(project)  # a bad project name fails before any work
     client = connect(tracking_uri)
+    log = read_event_log(events)  # read once: hashed for the run, then used in memory
     # Features for the uplift model are built exactly as the served models' features are.
-    config = champion_lifecycle(client) or LifecycleConfig()
+    config = champion_lifecycle(client, project=project) or LifecycleConfig()
     frame = campaign_frame(
-        events, campaigns, config=config, window_days=window_days, max_campaigns=max_campaigns
+        log.events, campaigns, config=config, window_days=window_days, max_campaigns=max_campaigns
     )
     model = TwoModelUplift(feature_columns(config)).fit(frame)
     summary = model.summary()
+    lineage = Lineage(
+        project=project,
+        dataset=dataset or tracking.default_dataset(events),
+        feature_config=feature_config_id(config),
+        data_fingerprint=log.digest,
+    )
+    data = fingerprint(log)
+    run_name = tracking.run_name("uplift", lineage.dataset, f"{window_days}d")
     with mlflow.start_run(
-        experiment_id=tracking.experiment_id(client, experiment), run_name="uplift"
+        experiment_id=tracking.experiment_id(client, experiment or project), run_name=run_name
     ) as run:
+        tracking.log_lineage(lineage)
+        tracking.log_event_log_input(data, dataset=lineage.dataset)
         mlflow.log_params(
             {"window_days": window_days, "max_campaigns": max_campaigns, "rows": len(frame)}
         )
@@ -143,19 +171,38 @@ def learn_uplift(
                 if isinstance(entry.get(key), float):
                     mlflow.log_metric(f"{offer}.{key}", entry[key])
         mlflow.log_dict(summary, "uplift_summary.json")
-        example = frame.head(5)[model.feature_names].astype("float64")
+        example = frame.head(5)[model.feature_names]
         version = tracking.log_estimator(
             model,  # type: ignore[arg-type]  # any estimator with predict_frame
             task="uplift",
-            registered_name=UPLIFT_NAME,
+            registered_name=name,
             input_example=example,
             tags={"window_days": str(window_days)},
+            lineage=lineage,
         )
+        card = render_uplift_card(
+            {
+                "name": name,
+                "version": str(version.version),
+                "run_id": run.info.run_id,
+                "run_name": run_name,
+                "project": project,
+                "dataset": lineage.dataset,
+                "fingerprint": log.digest,
+                "window_days": window_days,
+                "max_campaigns": max_campaigns,
+                "rows": len(frame),
+                "sends": int(frame["cutoff"].nunique()),
+                "offers": summary,
+            }
+        )
+        mlflow.log_text(card, "model_card.md")
+        client.update_model_version(name, version.version, description=card)
         if promote:
-            client.set_registered_model_alias(UPLIFT_NAME, CHAMPION, version.version)
+            client.set_registered_model_alias(name, CHAMPION, version.version)
     return UpliftResult(
         run_id=run.info.run_id,
-        name=UPLIFT_NAME,
+        name=name,
         version=str(version.version),
         champion=promote,
         rows=len(frame),

@@ -150,3 +150,25 @@ def test_cdnow_probabilities_and_determinism(cdnow):
     np.testing.assert_allclose(prediction["expected_spend"][zero], p * v / (q - 1))
     again = BetaGeoGammaGammaBaseline(compile_mode="FAST_COMPILE").fit(summary)
     pd.testing.assert_frame_equal(again.predict(summary, horizon_days=horizon_days), prediction)
+
+
+def test_a_log_without_amounts_fits_bgnbd_alone_for_churn():
+    rng = np.random.default_rng(5)
+    n = 300
+    summary = pd.DataFrame(
+        {
+            "frequency": rng.poisson(1.5, n).astype(float),
+            "T": rng.uniform(10, 52, n),
+            "monetary_value": 0.0,
+        },
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )
+    summary["recency"] = np.where(
+        summary["frequency"] > 0, summary["T"] * rng.uniform(0.2, 1.0, n), 0.0
+    )
+    model = BetaGeoGammaGammaBaseline(compile_mode="FAST_COMPILE").fit(summary)
+    assert model.gg_model_ is None and set(model.params_) == {"r", "alpha", "a", "b"}
+    pred = model.predict(summary, horizon_days=90)
+    assert pred["expected_clv"].isna().all() and pred["expected_spend"].isna().all()
+    p = pred["probability_purchase"].to_numpy()
+    assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()

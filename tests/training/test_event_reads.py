@@ -57,5 +57,5 @@ def test_run_training_opens_the_event_log_once(
     assert result.data["fingerprint"] == f"sha256:{digest}"
     assert result.data == {
         **fingerprint(lifecycle.features.build.read_event_log(events)),
-        **{"observed_until": result.data["observed_until"], "learner": "hybrid"},
+        **{"observed_until": result.data["observed_until"], "learner": "hybrid", "skipped": {}},
     }

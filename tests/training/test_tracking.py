@@ -19,17 +19,27 @@ from typer.testing import CliRunner
 
 from lifecycle.cli.registry import promote as promote_command
 from lifecycle.cli.registry import rollback as rollback_command
+from lifecycle.features.config import LifecycleConfig
 from lifecycle.models.lgbm import ClvRegressor, LifecycleClassifier
 from lifecycle.models.store import (
     CHALLENGER,
     CHAMPION,
+    Lineage,
+    ModelRecord,
+    StoreError,
     artifact_root_for,
     connect,
+    feature_config_id,
+    load_champions,
+    open_store,
+    registered_names,
     resolve_tracking_uri,
 )
+from lifecycle.serving.settings import ServeSettings, missing_models
 from lifecycle.training import tracking
 from lifecycle.training.tracking import (
     HISTORY_TAG,
+    LineageError,
     RegistryError,
     experiment_id,
     log_estimator,
@@ -79,6 +89,8 @@ def estimators() -> dict[str, object]:
     return {
         "good": classifier(FEATURES),
         "bad": classifier(["x2"]),  # the noise feature only: ROC AUC about 0.5
+        # its signature lists every column it reads, so load_version accepts it
+        "loadable": classifier([*FEATURES, "stage_code", "n_purchases"]),
         "clv": clv_model.fit(train, clv[:400], valid, clv[400:]),
     }
 
@@ -384,3 +396,282 @@ def test_concurrent_runs_on_a_fresh_sqlite_database_all_succeed(
         r.info.artifact_uri.startswith((db.parent / "mlartifacts" / "concurrent").as_uri())
         for r in runs
     )
+
+
+# --- projects and lineage: several data sets in one store -------------------------------------
+
+
+def register_in(
+    store,
+    estimator,
+    evaluation_set,
+    *,
+    name: str,
+    lineage: Lineage | None,
+    task: str = "churn",
+    record: bool = False,
+) -> str:
+    """Log an estimator with a lineage (and, when asked, a record) in a new run."""
+    client, _, _ = store
+    features = evaluation_set.drop(columns="label")
+    if record:  # a loadable version's signature lists its features, as doubles
+        features = features[estimator.feature_names].astype("float64")
+        evaluation_set = features.assign(label=evaluation_set["label"])
+    with mlflow.start_run(experiment_id=experiment_id(client, "projects")) as run:
+        if lineage is not None:
+            tracking.log_lineage(lineage)
+        tracking.log_evaluation_set(task, evaluation_set)
+        version = log_estimator(
+            estimator,
+            task=task,
+            registered_name=name,
+            input_example=features,
+            lineage=lineage,
+            record=model_record(estimator, run.info.run_id, lineage) if record else None,
+        )
+    return str(version.version)
+
+
+def model_record(estimator, run_id: str, lineage: Lineage | None) -> ModelRecord:
+    lineage = lineage or Lineage()
+    return ModelRecord(
+        task=estimator.task,
+        run_id=run_id,
+        lifecycle=LifecycleConfig(),
+        feature_names=tuple(estimator.feature_names),
+        horizon_days=90,
+        protocol="time",
+        trained_on=("2024-06-01",),
+        validated_on="2024-09-01",
+        evaluated_on="2024-12-01",
+        metrics={"roc_auc": 0.8},
+        typical={},
+        project=lineage.project,
+        dataset=lineage.dataset,
+        feature_config=lineage.feature_config,
+        data_fingerprint=lineage.data_fingerprint,
+    )
+
+
+FEATURES_ID = "sha256:0000000000000001"
+
+
+def test_registered_names_follow_the_project():
+    assert registered_names() == {
+        "next_stage": "lifecycle-next-stage",
+        "churn": "lifecycle-churn",
+        "clv": "lifecycle-clv",
+    }
+    assert registered_names("retail-eu") == {
+        "next_stage": "retail-eu-next-stage",
+        "churn": "retail-eu-churn",
+        "clv": "retail-eu-clv",
+    }
+    for bad in ["Retail", "retail_eu", "-retail", "retail-", "re--tail", "1retail", "", "r" * 41]:
+        with pytest.raises(ValueError, match="lowercase letters"):
+            registered_names(bad)
+    assert ServeSettings(project="retail").registered_names()["clv"] == "retail-clv"
+    assert ServeSettings(project="retail", model_names={"clv": "x"}).registered_names() == {
+        "next_stage": "retail-next-stage",
+        "churn": "retail-churn",
+        "clv": "x",
+    }
+
+
+def test_default_dataset_names_the_source():
+    assert tracking.default_dataset("data/sim/events.parquet") == "sim"
+    assert tracking.default_dataset("/srv/exports/orders 2024.csv") == "orders-2024"
+    assert tracking.default_dataset("x.csv", "online_retail") == "online_retail"
+    assert tracking.default_dataset("x.csv", "maps/my shop.yaml") == "my-shop"
+    assert tracking.default_dataset(pd.DataFrame()) is None
+    assert tracking.default_dataset("postgresql://host/db") is None
+
+
+def test_feature_config_id_changes_with_the_feature_configuration():
+    base = LifecycleConfig()
+    assert feature_config_id(base) == feature_config_id(LifecycleConfig())
+    windows = base.features.model_copy(update={"windows_days": (7, 30)})
+    assert feature_config_id(base.model_copy(update={"features": windows})) != feature_config_id(
+        base
+    )
+
+
+def test_lineage_is_tagged_on_the_run_and_the_version(store, estimators, evaluation):
+    client, _, _ = store
+    lineage = Lineage("tagged", "online_retail", FEATURES_ID, "sha256:aa", "online_retail")
+    version = register_in(
+        store, estimators["loadable"], evaluation["churn"], name="tagged-churn", lineage=lineage
+    )
+    mv = client.get_model_version("tagged-churn", version)
+    expected = {
+        "lifecycle.project": "tagged",
+        "lifecycle.dataset": "online_retail",
+        "lifecycle.feature_config": FEATURES_ID,
+        "lifecycle.data_fingerprint": "sha256:aa",
+        "lifecycle.mapping": "online_retail",
+    }
+    assert {k: v for k, v in mv.tags.items() if k.startswith("lifecycle.")} == expected
+    run_tags = client.get_run(mv.run_id).data.tags
+    assert {k: v for k, v in run_tags.items() if k.startswith("lifecycle.")} == expected
+    assert Lineage.from_tags(mv.tags) == lineage
+    assert Lineage.from_tags({}) == Lineage("lifecycle", None, None, None, None)
+
+
+@pytest.mark.parametrize("differs", ["dataset", "feature_config"])
+def test_promote_refuses_a_challenger_of_another_data_set_unless_forced(
+    store, estimators, evaluation, differs
+):
+    client, uri, _ = store
+    project = f"cross-{differs.replace('_', '-')}"
+    name = f"{project}-churn"
+    retail = Lineage(project, "online_retail", FEATURES_ID, "sha256:aa")
+    other = (
+        Lineage(project, "cdnow", FEATURES_ID, "sha256:bb")
+        if differs == "dataset"
+        else Lineage(project, "online_retail", "sha256:0000000000000002", "sha256:aa")
+    )
+    champion = register_in(
+        store, estimators["loadable"], evaluation["churn"], name=name, lineage=retail
+    )
+    result = invoke(uri, "promote", "--project", project, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert aliases(client, name) == {CHAMPION: champion}
+
+    # the challenger is as good (the same model): only its lineage stands in the way
+    challenger = register_in(
+        store, estimators["loadable"], evaluation["churn"], name=name, lineage=other
+    )
+    result = invoke(uri, "promote", "--project", project, "--json")
+    assert result.exit_code == 1
+    [refused] = json.loads(result.stdout)["promotions"]
+    assert refused["status"] == "refused"
+    assert refused["challenger_value"] is None  # not scored on another data set's rows
+    assert f"differ in {differs}" in refused["reason"]
+    assert other.describe() in refused["reason"] and retail.describe() in refused["reason"]
+    assert f"{name} v{challenger}" in result.stderr and f"champion v{champion}" in result.stderr
+    assert "--force" in result.stderr
+    assert aliases(client, name) == {CHAMPION: champion, CHALLENGER: challenger}
+
+    result = invoke(uri, "promote", "--project", project, "--force", "--json")
+    assert result.exit_code == 0, result.stderr
+    [forced] = json.loads(result.stdout)["promotions"]
+    assert forced["status"] == "forced" and f"differ in {differs}" in forced["reason"]
+    assert aliases(client, name) == {CHAMPION: challenger}
+
+    # rolling back would cross back to the other data set: the same guard
+    result = invoke(uri, "rollback", "--project", project)
+    assert result.exit_code == 1
+    assert "not rolling back" in result.stderr and "--force" in result.stderr
+    assert aliases(client, name) == {CHAMPION: challenger}
+    with pytest.raises(LineageError, match=f"differ in {differs}"):
+        rollback(client, project=project)
+    result = invoke(uri, "rollback", "--project", project, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert aliases(client, name) == {CHAMPION: champion}
+
+
+def test_promote_accepts_a_new_snapshot_of_the_same_data_set(store, estimators, evaluation):
+    client, _, _ = store
+    name = "snapshots-churn"
+    first = Lineage("snapshots", "online_retail", FEATURES_ID, "sha256:2024-11")
+    newer = Lineage("snapshots", "online_retail", FEATURES_ID, "sha256:2024-12")
+    register_in(store, estimators["loadable"], evaluation["churn"], name=name, lineage=first)
+    promote(client, project="snapshots")
+    second = register_in(
+        store, estimators["loadable"], evaluation["churn"], name=name, lineage=newer
+    )
+    [promoted] = promote(client, project="snapshots")
+    assert promoted.status == "promoted", promoted.reason
+    assert "not checked" not in promoted.reason
+    assert aliases(client, name) == {CHAMPION: second}
+
+
+def test_promote_over_an_untagged_champion_says_what_was_not_checked(store, estimators, evaluation):
+    client, _, _ = store
+    name = "legacy-churn"  # in the default project; its champion predates lineage tags
+    model, rows = estimators["loadable"], evaluation["churn"]
+    old = register_in(store, model, rows, name=name, lineage=None)
+    promote(client, [name])
+    assert Lineage.from_tags(client.get_model_version(name, old).tags).dataset is None
+    new = register_in(
+        store, model, rows, name=name, lineage=Lineage("lifecycle", "sim", FEATURES_ID, "sha256:cc")
+    )
+    [promoted] = promote(client, [name])
+    assert promoted.status == "promoted"
+    assert f"v{old} records no dataset, feature_config" in promoted.reason
+    assert "read as project lifecycle" in promoted.reason
+    assert aliases(client, name) == {CHAMPION: new}
+
+
+def test_projects_keep_their_own_models(store, estimators, evaluation, tmp_path):
+    client, uri, _ = store
+    a = Lineage("unit-a", "shop_a", FEATURES_ID, "sha256:a")
+    b = Lineage("unit-b", "shop_b", FEATURES_ID, "sha256:b")
+    va = register_in(
+        store,
+        estimators["loadable"],
+        evaluation["churn"],
+        name="unit-a-churn",
+        lineage=a,
+        record=True,
+    )
+    vb = register_in(
+        store,
+        estimators["loadable"],
+        evaluation["churn"],
+        name="unit-b-churn",
+        lineage=b,
+        record=True,
+    )
+    result = invoke(uri, "promote", "--project", "unit-a")
+    assert result.exit_code == 0, result.stderr
+    assert aliases(client, "unit-a-churn") == {CHAMPION: va}
+    assert aliases(client, "unit-b-churn") == {CHALLENGER: vb}  # another project: untouched
+
+    # naming another project's model is an error, not a move
+    result = invoke(uri, "promote", "--project", "unit-a", "--model", "unit-b-churn")
+    assert result.exit_code == 2
+    assert "belongs to project 'unit-b'" in result.stderr and "--project unit-b" in result.stderr
+    result = invoke(uri, "promote", "--project", "Unit_B")
+    assert result.exit_code == 2 and "lowercase letters" in result.stderr
+    assert aliases(client, "unit-b-churn") == {CHALLENGER: vb}
+
+    promote(client, project="unit-b")
+    # the service of a project loads that project's champions
+    settings = ServeSettings(project="unit-b", tracking_uri=uri)
+    loaded = load_champions(
+        open_store(uri), project=settings.project, names=settings.model_names, tasks=["churn"]
+    )
+    assert (loaded["churn"].name, loaded["churn"].version) == ("unit-b-churn", vb)
+    assert loaded["churn"].record.lineage() == b
+    missing = missing_models(settings)
+    assert "unit-b-next-stage, unit-b-clv" in missing and "unit-b-churn" not in missing
+    with pytest.raises(StoreError, match="belongs to project 'unit-a', not 'unit-b'"):
+        load_champions(client, project="unit-b", names={"churn": "unit-a-churn"}, tasks=["churn"])
+
+
+def test_the_event_log_is_an_mlflow_dataset_input_with_its_fingerprint(store, tmp_path):
+    client, _, _ = store
+    log = tmp_path / "orders.parquet"
+    pd.DataFrame({"customer_id": ["a"]}).to_parquet(log)
+    data = {
+        "fingerprint": "sha256:" + "ab12" * 16,
+        "source": str(log),
+        "rows": 1234,
+        "customers": 56,
+        "period_start": "2024-01-01T00:00:00+00:00",
+        "period_end": "2024-12-31T00:00:00+00:00",
+    }
+    name = tracking.run_name("train", "orders", "hybrid", "eval-2024-12-01")
+    with mlflow.start_run(experiment_id=experiment_id(client, "tests"), run_name=name) as run:
+        tracking.log_event_log_input(data, dataset="orders")
+        tracking.log_event_log_input({**data, "source": "in memory"}, dataset=None)
+    got = client.get_run(run.info.run_id)
+    assert got.info.run_name == "train-orders-hybrid-eval-2024-12-01"
+    inputs = got.inputs.dataset_inputs
+    assert [i.dataset.name for i in inputs] == ["orders", "in memory"]
+    first = inputs[0]
+    assert first.dataset.digest == "ab12" * 4 and str(log) in first.dataset.source
+    tags = {t.key: t.value for t in first.tags}
+    assert tags["fingerprint"] == data["fingerprint"] and tags["rows"] == "1234"
+    assert tags["mlflow.data.context"] == "training"

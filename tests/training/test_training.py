@@ -208,6 +208,12 @@ def test_cli_train_score_promote_rollback(sim: Path, tmp_path: Path) -> None:
     promoted = runner.invoke(app, ["promote", "--tracking-uri", uri, "--json"])
     assert promoted.exit_code == 0, promoted.output
 
+    too_early = tmp_path / "early.parquet"
+    before = ["--cutoff", "2000-01-01", "--out", str(too_early), "--tracking-uri", uri]
+    refused = runner.invoke(app, ["score", "--events", events, *before])
+    assert refused.exit_code == 2 and "not after the first event" in refused.output
+    assert not too_early.exists()
+
     scored = runner.invoke(
         app,
         [
@@ -276,7 +282,7 @@ def test_cli_train_score_promote_rollback(sim: Path, tmp_path: Path) -> None:
 
 def test_train_refuses_horizon_longer_than_data(sim: Path, tmp_path: Path) -> None:
     config = tmp_path / "training.yaml"
-    config.write_text("horizons: {clv_days: 1500}\n", encoding="utf-8")
+    config.write_text("tasks: [clv]\nhorizons: {clv_days: 1500}\n", encoding="utf-8")
     result = CliRunner().invoke(
         app,
         [
