@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml uv.lock
 	  $(PYTHON) -m venv $(VENV); }
 	@test -x $(BIN)/uv || { $(BIN)/python -m ensurepip --default-pip >/dev/null 2>&1; \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }
-	$(BIN)/uv sync --frozen --all-extras --python $(BIN)/python
+	$(BIN)/uv sync --frozen --all-extras --compile-bytecode --python $(BIN)/python
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the locked stack (uv.lock) plus this project
@@ -59,7 +59,7 @@ notebooks: $(STAMP) ## Execute the three notebooks with papermill (as make test 
 	NOTEBOOKS_OUT=notebooks/executed $(BIN)/pytest tests/notebooks --durations=0 -q
 
 lab: $(STAMP) ## Open the notebooks in JupyterLab (adds the lab dependency group to .venv; make install drops it)
-	$(BIN)/uv sync --frozen --all-extras --group lab --quiet --python $(BIN)/python
+	$(BIN)/uv sync --frozen --all-extras --compile-bytecode --group lab --quiet --python $(BIN)/python
 	cd notebooks && ../$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 strip: $(STAMP) ## Strip outputs and execution counts from the notebooks before committing (nbstripout)
@@ -94,7 +94,7 @@ serve: $(STAMP) ## Serve the demo's champions and customers on http://127.0.0.1:
 
 # Benchmarks (BENCHMARKS.md): each script writes a JSON per run; `make bench`/`bench-quick` also
 # collect the printed tables into one markdown file per run.
-BENCH_SYNC := $(BIN)/uv sync --frozen --all-extras --group bench --quiet --python $(BIN)/python
+BENCH_SYNC := $(BIN)/uv sync --frozen --all-extras --compile-bytecode --group bench --quiet --python $(BIN)/python
 BENCH_OUT ?= benchmarks/results
 QUICK_OUT ?= benchmarks/results/quick
 define bench_steps
@@ -132,6 +132,9 @@ bench-training-time: $(STAMP) ## Wall time of lifecycle train on 100,000 simulat
 bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starlette floor (the demo's models, else builds a small world)
 	$(BIN)/python benchmarks/serving_latency.py --duration 15
 
+bento: bento-requirements ## Build the Bento of the service (no Docker needed); then see docs/serving.md
+	$(BIN)/bentoml build
+
 bento-requirements: $(STAMP) ## Refresh serving/requirements.txt (the Bento's packages) from uv.lock
 	$(BIN)/uv export --frozen --no-dev --no-hashes --no-emit-project --no-header --no-annotate --format requirements.txt --quiet > serving/requirements.txt
 
@@ -141,4 +144,4 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) build .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
 
-.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento-requirements clean
+.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento bento-requirements clean

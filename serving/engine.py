@@ -31,20 +31,25 @@ import pandas as pd
 from lifecycle.features.build import build_features, feature_columns, parse_cutoff, typical_values
 from lifecycle.features.config import LifecycleConfig
 from lifecycle.features.definitions import model_features
-from lifecycle.features.rfm import rfm_segment
+from lifecycle.features.rfm import (
+    OBSERVED_CHURN_COLUMN,
+    OBSERVED_CHURN_DAYS,
+    rfm_segment,
+    segment_churn_rates,
+)
 from lifecycle.features.schema import STAGES
 from lifecycle.features.validate import validate_events
 from lifecycle.models.lgbm import LifecycleEstimator
 from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
 from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
 from lifecycle.models.store import (
-    UPLIFT_NAME,
     ModelRecord,
     StoreError,
     load_champions,
     load_uplift,
     open_store,
     shared_lifecycle,
+    uplift_name,
 )
 from lifecycle.models.tasks import REASON_DRIVER, TASKS, Task, spec
 from lifecycle.serving.errors import RequestError
@@ -121,6 +126,8 @@ class Engine:
     lifecycle: LifecycleConfig
     catalog: ActionCatalog
     alias: str = "champion"
+    project: str = "lifecycle"
+    """The project whose models these are (the page shows it)."""
     lookup: Lookup | None = None
     uplift: UpliftModel | None = None
     currency: str = "USD"
@@ -168,6 +175,7 @@ class Engine:
         *,
         tracking_uri: str | None = None,
         alias: str = "champion",
+        project: str = "lifecycle",
         names: Mapping[str, str] | None = None,
         lookup: str | Path | None = None,
         events: str | Path | None = None,
@@ -186,8 +194,10 @@ class Engine:
             MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``).
         alias
             Registry alias to serve.
+        project
+            Project whose models to serve (:func:`lifecycle.models.store.registered_names`).
         names
-            Registered name per task (default: each :class:`lifecycle.models.tasks.TaskSpec`'s).
+            Registered name per task (default: the project's).
         lookup
             Parquet written by ``lifecycle score``: the customers served by id.
         events
@@ -214,8 +224,8 @@ class Engine:
         """
         try:
             client = open_store(tracking_uri)
-            champions = load_champions(client, alias=alias, names=names)
-            found_uplift = load_uplift(client, alias) if use_uplift else None
+            champions = load_champions(client, alias=alias, project=project, names=names)
+            found_uplift = load_uplift(client, alias, project) if use_uplift else None
             lifecycle = shared_lifecycle(champions)
         except StoreError as exc:
             raise ServiceError(str(exc)) from exc
@@ -237,8 +247,9 @@ class Engine:
         if found_uplift is not None:
             version, estimator = found_uplift
             try:
-                columns = _columns(estimator.feature_names, names_all, UPLIFT_NAME, version)
-                uplift = UpliftModel(UPLIFT_NAME, version, estimator, columns)
+                name = uplift_name(project)
+                columns = _columns(estimator.feature_names, names_all, name, version)
+                uplift = UpliftModel(name, version, estimator, columns)
             except ServiceError as exc:
                 log.warning("not using the uplift model: %s", exc)
         table = None
@@ -251,6 +262,7 @@ class Engine:
             lifecycle=lifecycle,
             catalog=load_catalog(actions),
             alias=alias,
+            project=project,
             lookup=table,
             uplift=uplift,
             currency=currency,
@@ -265,6 +277,7 @@ class Engine:
         return cls.load(
             tracking_uri=settings.tracking_uri,
             alias=settings.alias,
+            project=settings.project,
             names=settings.model_names,
             lookup=settings.lookup,
             events=settings.events,
@@ -791,7 +804,11 @@ def load_lookup(path: str | Path, feature_names: Sequence[str]) -> Lookup:
 def build_lookup(
     events: str | Path | pd.DataFrame, config: LifecycleConfig, *, cutoff: str | None = None
 ) -> Lookup:
-    """Build the lookup table from canonical events (features at ``cutoff``)."""
+    """Build the lookup table from canonical events (features at ``cutoff``).
+
+    Each row also gets its segment's observed churn over the window before ``cutoff``, as
+    ``lifecycle score`` writes it (:data:`~lifecycle.features.rfm.OBSERVED_CHURN_COLUMN`).
+    """
     from lifecycle.features.build import event_time_range
 
     if cutoff is None:
@@ -800,6 +817,10 @@ def build_lookup(
     else:
         cut = parse_cutoff(cutoff)
     frame = build_features(events, cutoffs=cut, config=config)
+    rates = segment_churn_rates(
+        events, cutoff=cut, horizon_days=OBSERVED_CHURN_DAYS, config=config
+    ).set_index("segment")["churn_rate"]
+    frame[OBSERVED_CHURN_COLUMN] = frame["rfm_segment"].map(rates).astype("float64")
     source = str(events) if not isinstance(events, pd.DataFrame) else "events in memory"
     return _lookup_from_frame(frame, feature_columns(config), source)
 

@@ -4,6 +4,7 @@ A pure ASGI middleware that BentoML runs before its own request handling, so eve
 mistake is answered here with a 4xx JSON error naming the field, and never reaches a handler
 that could turn it into a 500 or log the request's content:
 
+- 405 for a method the route does not take (``GET /predict``), with an ``Allow`` header;
 - 401 without the API key (when one is set): ``Authorization: Bearer <key>`` or ``X-API-Key``;
 - 503 until the models are loaded and warmed up;
 - 415 for a body that is not ``application/json``; 413 over the size limit (checked on the
@@ -40,6 +41,12 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "/predict_batch": BatchRequest,
     "/model_info": ModelInfoRequest,
 }
+METHODS: dict[str, tuple[str, ...]] = {
+    "/predict": ("POST",),
+    "/predict_batch": ("POST",),
+    "/model_info": ("GET", "POST"),
+}
+"""The methods each API route answers; any other gets 405 with an ``Allow`` header."""
 STATE_KEY = "lifecycle_request"
 
 
@@ -99,6 +106,20 @@ class RequestGuard:
             return
         settings = self.runtime.settings
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method, allowed = scope.get("method", ""), METHODS[scope["path"]]
+        if method == "OPTIONS" and "access-control-request-method" in headers:
+            await self.app(scope, receive, send)  # a CORS preflight: BentoML's CORS answers it
+            return
+        if method not in allowed:
+            await _reply(
+                send,
+                405,
+                "method_not_allowed",
+                f"{scope['path']} takes {' or '.join(allowed)} with a JSON body (got {method})",
+                [],
+                extra=[(b"allow", ", ".join(allowed).encode())],
+            )
+            return
         if settings.api_key is not None and not _authorized(headers, settings.api_key):
             await _reply(
                 send,
@@ -114,12 +135,9 @@ class RequestGuard:
             reason = self.runtime.failure or "the models are still loading"
             await _reply(send, 503, "not_ready", reason, [], extra=[(b"retry-after", b"5")])
             return
-        if scope.get("method") == "GET" and scope["path"] == "/model_info":
+        if method == "GET":  # /model_info, the only route that takes GET
             body = to_json(self.runtime.engine.model_info())  # NaN -> null, as /predict
             await _send(send, 200, body)
-            return
-        if scope.get("method") != "POST":
-            await self.app(scope, receive, send)
             return
         read = await self._body(scope, receive, send, headers, model is ModelInfoRequest)
         if read is None:

@@ -3,10 +3,11 @@
 Server-rendered HTML (Jinja2, autoescaped) with SVG charts drawn in Python: no JavaScript, no
 CDN, no web fonts, so it works offline and every value is in the HTML. Views:
 
-- ``/``: the funnel, active vs lapsed, the RFM segments with CLV at risk and the most common
-  next action, and what drives churn risk across customers (``/overview.json`` has the numbers);
-- ``/segment?name=...`` and ``/stage?name=...``: the customers of one segment or stage, sortable,
-  with a CSV download (``/customers.csv``);
+- ``/``: the funnel, active vs lapsed, the RFM segments with CLV at risk, the most common
+  next action and, beside each name when known, the segment's observed 90-day churn, and what
+  drives churn risk across customers (``/overview.json`` has the numbers);
+- ``/segment?name=...`` and ``/stage?name=...``: the customers of one segment (with its
+  observed churn) or stage, sortable, with a CSV download (``/customers.csv``);
 - ``/customer?id=...``: one customer's stage and path, the three predictions in plain words,
   the drivers (chart and sentences), the next-best-action, and recent events.
 
@@ -36,7 +37,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.rfm import (
+    NO_PURCHASE,
+    OBSERVED_CHURN_COLUMN,
+    OBSERVED_CHURN_DAYS,
+    SEGMENTS,
+)
 from lifecycle.features.schema import STAGES
 from lifecycle.serving import charts, i18n
 from lifecycle.serving.guard import RUNTIME, Runtime
@@ -127,6 +133,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             quote=quote,
             auth=runtime.settings.api_key is not None,
             versions=engine.versions if engine is not None else {},
+            project=engine.project if engine is not None else runtime.settings.project,
             **context,
         )
         return HTMLResponse(html, status_code=status)
@@ -211,6 +218,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             sample=population.driver_sample,
             drivers=drivers,
             config=engine.lifecycle,
+            observed_churn=observed_churn(population),
+            observed_days=OBSERVED_CHURN_DAYS,
         )
 
     def _list_args(request: Request) -> tuple[str | None, str | None, str, str | None]:
@@ -257,6 +266,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             total=len(table),
             action_names={a.id: a.names[lang] for a in engine.catalog.actions},
             currency=engine.currency,
+            observed_churn=observed_churn(population).get(segment) if segment else None,
+            observed_days=OBSERVED_CHURN_DAYS,
         )
 
     def customers_csv(request: Request) -> Response:
@@ -385,6 +396,12 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
     )
     app.state.page = state
     return app
+
+
+def observed_churn(population: Population) -> dict[str, float]:
+    """Return each segment's observed churn rate, for the segments where it is known."""
+    rates = population.segments.set_index("segment")[OBSERVED_CHURN_COLUMN]
+    return {str(k): float(v) for k, v in rates.dropna().items()}
 
 
 def _cell(value: Any) -> Any:

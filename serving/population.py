@@ -3,7 +3,9 @@
 Computed once per worker (about a second for 20,000 customers: one vectorised call per model,
 one next-best-action per customer, Tree SHAP on a sample for the churn drivers) and kept, so
 page views only slice tables. The numbers come from the engine's served models, exactly as
-``/predict`` would answer for each customer.
+``/predict`` would answer for each customer; each segment's observed churn comes from the
+lookup table (:data:`~lifecycle.features.rfm.OBSERVED_CHURN_COLUMN`, written by
+``lifecycle score`` or at start-up from the events), unknown for an older table without it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
+from lifecycle.features.rfm import NO_PURCHASE, OBSERVED_CHURN_COLUMN, SEGMENTS
 from lifecycle.features.schema import STAGES
 from lifecycle.models.nba import recommend
 from lifecycle.models.scoring import predict_outputs
@@ -56,6 +58,12 @@ def build_population(engine: Engine, seed: int = 0) -> Population:
             "stage": frame["stage"].astype(str),
             "status": frame["status"].astype(str),
             "segment": frame["rfm_segment"].astype(str),
+            # an older lookup table has no observed churn: unknown, and the page says nothing
+            OBSERVED_CHURN_COLUMN: (
+                frame[OBSERVED_CHURN_COLUMN].to_numpy(dtype="float64")
+                if OBSERVED_CHURN_COLUMN in frame.columns
+                else np.full(len(frame), np.nan)
+            ),
             "next_stage_probability": outputs["next_stage_probability"],
             "churn_risk": outputs["churn_risk"],
             "clv": outputs["clv"],
@@ -120,7 +128,11 @@ def funnel_table(customers: pd.DataFrame) -> pd.DataFrame:
 
 
 def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
-    """Per RFM segment: size, share, average CLV and churn risk, CLV at risk, common action."""
+    """Per RFM segment: size, share, average CLV and churn risk, CLV at risk, common action.
+
+    Also the segment's observed churn (``segment_churn_rate_90d``, the same on every row of a
+    segment, so its first known value; NaN when unknown).
+    """
     order = [*SEGMENTS, NO_PURCHASE]
     grouped = customers.groupby("segment")
     out = pd.DataFrame(
@@ -128,6 +140,7 @@ def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
             "customers": grouped.size(),
             "avg_clv": grouped["clv"].mean(),
             "avg_churn_risk": grouped["churn_risk"].mean(),
+            OBSERVED_CHURN_COLUMN: grouped[OBSERVED_CHURN_COLUMN].first(),
             "clv_at_risk": grouped["clv_at_risk"].sum(),
             "top_action": grouped["action"].agg(lambda s: s.value_counts().index[0]),
         }
@@ -199,6 +212,7 @@ def overview_json(population: Population) -> dict[str, Any]:
                 "share",
                 "avg_clv",
                 "avg_churn_risk",
+                OBSERVED_CHURN_COLUMN,
                 "clv_at_risk",
                 "top_action",
             ],

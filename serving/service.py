@@ -1,5 +1,9 @@
 """The BentoML prediction service: ``bentoml serve`` from the project root, or ``lifecycle serve``.
 
+A built Bento serves from any folder: relative paths in the settings are read from the folder the
+server was started in (:data:`lifecycle.serving.settings.LAUNCH_DIR`), and it listens on every
+interface, as BentoML services do, so a container of it can be reached.
+
 Endpoints (JSON; schemas in :mod:`lifecycle.serving.schemas`, published at ``/docs.json``):
 
 - ``POST /predict``: one customer by ``customer_id``, raw ``events`` or a ``features`` row;
@@ -22,10 +26,13 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import os
 import threading
+from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import bentoml
 from pydantic import BaseModel
 from pydantic_core import to_json
@@ -44,6 +51,7 @@ from lifecycle.serving.schemas import (
     PredictRequest,
     PredictResponse,
 )
+from lifecycle.serving.settings import LAUNCH_DIR, missing_files, resolve_paths
 
 log = logging.getLogger("lifecycle.serving")
 
@@ -79,8 +87,14 @@ async def _run(
 
 def _load(runtime: Any) -> None:
     """Load, check and warm the engine; record the failure instead of raising."""
-    settings = runtime.settings
     try:
+        # Relative paths are the user's: read them from where the server was started, not
+        # from the Bento's folder BentoML moved the worker to.
+        base = Path(os.environ.get(LAUNCH_DIR) or Path.cwd())
+        problem = missing_files(runtime.settings, base)
+        if problem:
+            raise FileNotFoundError(problem)
+        settings = runtime.settings = resolve_paths(runtime.settings, base)
         engine = Engine.from_settings(settings)
         engine.warm_up()
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason
@@ -107,16 +121,87 @@ def _load(runtime: Any) -> None:
     )
 
 
+PACKAGE = "customer-lifecycle"
+TITLE = "Customer lifecycle API"
+DESCRIPTION = """Customer lifecycle predictions for one customer (`POST /predict`) or a batch
+(`POST /predict_batch`): lifecycle stage, next-stage probability, churn risk, CLV with its
+interval, RFM segment, explanations in plain sentences and the next-best action.
+
+The version above is the service's code. The models served are the MLflow registry's versions
+holding the alias at start-up: every answer names them in `model_versions`, and
+`GET /model_info` lists them with their training period, metrics and features.
+
+Errors are JSON `{"error": code, "message": sentence, "fields": [{"field", "message"}]}`.
+When the service has an API key, send `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
+
+
+def service_version() -> str:
+    """Return the project's version: the installed package's, else the Bento's pyproject.toml.
+
+    A Bento installs the project's dependencies, not the project: it carries its pyproject.toml
+    (bentofile.yaml) beside the code instead.
+
+    Examples
+    --------
+    >>> service_version().count(".") >= 1
+    True
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        if not pyproject.is_file():
+            return "unknown"
+        return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+
+
+class DescribedService(bentoml.Service[Any]):
+    """BentoML's service class, publishing this API's title, version and description.
+
+    BentoML writes its own boilerplate (title = the service name, version "None" outside a
+    built Bento, a README about BentoML) into the OpenAPI document at ``/docs.json``.
+    """
+
+    @property
+    def openapi_spec(self) -> Any:
+        """The OpenAPI document BentoML generates, with this API's own ``info``."""
+        spec = super().openapi_spec
+        info = attrs.evolve(
+            spec.info,
+            title=TITLE,
+            version=service_version(),
+            description=DESCRIPTION,
+            contact=None,
+        )
+        return attrs.evolve(spec, info=info)
+
+
 @bentoml.service(
     name="lifecycle",
+    service_class=DescribedService,
     workers=1,
     traffic={"timeout": 10},
-    http={"host": "127.0.0.1", "port": 3000},
+    # BentoML's default host: every interface, so a containerized Bento can be reached through
+    # `docker run -p`. `lifecycle serve` listens on 127.0.0.1 unless told otherwise (--host).
+    http={"host": "0.0.0.0", "port": 3000},  # noqa: S104
     logging={"access": {"enabled": False}},
     tracing={"excluded_urls": ["/predict", "/predict_batch", "/model_info"]},
 )
 class LifecycleService:
     """Stage, next-stage probability, churn risk, CLV, segment, explanations and next action."""
+
+    @bentoml.on_deployment
+    def _record_launch_dir() -> None:
+        """Remember where the server was started, before its workers start in the Bento's folder.
+
+        BentoML runs this once in the server's main process, back in the folder it was started
+        from; the workers inherit the variable. A value already set (by the user) is kept.
+        """
+        os.environ.setdefault(LAUNCH_DIR, str(Path.cwd()))
 
     def __init__(self) -> None:
         # The worker's state lives on the runtime the guard and the page were given; its

@@ -25,12 +25,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    """Start a server, wait until /readyz is 200, yield its URL, then stop it with SIGINT."""
+def running(
+    args: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = ROOT
+) -> Iterator[str]:
+    """Start a server in ``cwd``, wait until /readyz is 200, yield its URL, then stop it."""
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
         )
         try:
             deadline = time.monotonic() + 150

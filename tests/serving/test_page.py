@@ -8,9 +8,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from markupsafe import escape
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
+from lifecycle.features.formatting import percent
+from lifecycle.features.glossary import Lang, segment_name, text
 from lifecycle.serving.guard import RUNTIME
 
 KEY = "page-key-1234"
@@ -150,3 +153,52 @@ def test_sign_in_when_a_key_is_set(keyed: TestClient) -> None:
     assert keyed.post("/predict", json={"customer_id": "x"}).status_code == 401
     keyed.post("/signout")
     assert keyed.get("/", follow_redirects=False).status_code == 303
+
+
+def segment_row(html: str, segment: str) -> str:
+    """The overview's table row of one segment, as HTML."""
+    start = html.index(f'<tr data-segment="{segment}">')
+    return html[start : html.index("</tr>", start)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_segments_show_their_observed_churn_beside_the_name(client: TestClient, lang: Lang) -> None:
+    client.get(f"/lang/{lang}")
+    try:
+        html = client.get("/").text
+        data = client.get("/overview.json").json()
+        known = [s for s in data["segments"] if s["segment_churn_rate_90d"] is not None]
+        assert len(known) >= 3, data["segments"]  # the simulated log covers the 90 days
+        for row in known:
+            rate = row["segment_churn_rate_90d"]
+            assert 0 <= rate <= 1
+            words = escape(text("page.observed_churn", lang, rate=percent(rate, lang), days=90))
+            cell = segment_row(html, row["segment"])
+            name = cell.index(escape(segment_name(row["segment"], lang)))
+            assert 'data-field="observed-churn"' in cell
+            assert cell.index(words) > name, (row["segment"], cell)  # beside (after) the name
+            assert "<th" in cell[: cell.index(words)] and "</th>" in cell[cell.index(words) :]
+        note = escape(text("page.observed_churn_note", lang, days=90))
+        assert 'id="observed-churn-note"' in html and html.count(note) == len(known) + 1
+        # unknown is not shown: a customer with no purchase has no churn to observe
+        never = next(s for s in data["segments"] if s["segment"] == "No purchase yet")
+        assert never["segment_churn_rate_90d"] is None
+        assert 'data-field="observed-churn"' not in segment_row(html, "No purchase yet")
+        # the segment's own view says it too
+        top = max(known, key=lambda s: s["customers"])
+        detail = client.get("/segment", params={"name": top["segment"]}).text
+        sentence = escape(
+            text(
+                "page.observed_churn_segment",
+                lang,
+                rate=percent(top["segment_churn_rate_90d"], lang),
+                days=90,
+            )
+        )
+        assert 'id="observed-churn"' in detail and sentence in detail
+        stage = client.get("/stage?name=retention").text
+        assert 'id="observed-churn"' not in stage
+        unknown = client.get("/segment", params={"name": "No purchase yet"}).text
+        assert 'id="observed-churn"' not in unknown
+    finally:
+        client.get("/lang/en")

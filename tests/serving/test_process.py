@@ -6,11 +6,16 @@ Each starts a server, waits for /readyz, calls it with a real HTTP client, and s
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import subprocess
+from contextlib import closing
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 
 from lifecycle.serving.client import HttpClient, connect
@@ -42,6 +47,8 @@ def check_service(url: str, customer_id: str, headers: dict[str, str]) -> None:
             ).status_code
             == 400
         )
+        wrong = http.get("/predict")
+        assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
         assert http.get("/livez").status_code == 200
         metrics = http.get("/metrics")
         assert metrics.status_code == 200 and "bentoml" in metrics.text
@@ -97,6 +104,8 @@ def test_lifecycle_serve_refuses_without_champions(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bentoml_build_and_serve_the_bento(world: World, tmp_path: Path) -> None:
+    """A built Bento served from another folder: relative paths are read from there, it
+    listens on every interface (as in a container) and publishes the service's version."""
     env = service_env(world) | {"BENTOML_HOME": str(tmp_path / "bentoml")}
     built = subprocess.run(
         [str(BIN / "bentoml"), "build", str(ROOT), "--output", "tag"],
@@ -109,11 +118,36 @@ def test_bentoml_build_and_serve_the_bento(world: World, tmp_path: Path) -> None
     assert built.returncode == 0, built.stdout + built.stderr
     tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
     assert tag.startswith("lifecycle:"), built.stdout
+    name, version = tag.split(":")
+    bento = tmp_path / "bentoml" / "bentos" / name / version
+    assert (bento / "src" / "pyproject.toml").is_file()  # the version, without the package
+    # The user's folder, with the lookup table and the store given by relative paths
+    work = tmp_path / "work"
+    (work / "store").mkdir(parents=True)
+    shutil.copy(world.lookup, work / "scores.parquet")
+    with (
+        closing(sqlite3.connect(world.root / "mlflow.db")) as source,
+        closing(sqlite3.connect(work / "store" / "mlflow.db")) as copy,
+    ):
+        source.backup(copy)  # with what the write-ahead log holds
+    env |= {
+        "LIFECYCLE_LOOKUP": "scores.parquet",
+        "MLFLOW_TRACKING_URI": "sqlite:///store/mlflow.db",
+    }
     port = free_port()
-    env |= {"LIFECYCLE_LOOKUP": str(world.lookup)}
     args = [str(BIN / "bentoml"), "serve", tag, "--port", str(port)]
-    with running(args, env, port, tmp_path / "bento.log") as url:
+    with running(args, env, port, tmp_path / "bento.log", cwd=work) as url:
         check_service(url, a_customer(world), {})
+        info = httpx.get(f"{url}/model_info").json()
+        assert info["lookup"]["source"] == str(work / "scores.parquet")
+        spec = httpx.get(f"{url}/docs.json").json()
+        assert spec["info"]["version"] == package_version("customer-lifecycle")
+        listening = {
+            c.laddr.ip
+            for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        }
+        assert listening == {"0.0.0.0"}, listening  # noqa: S104 (reachable via `docker run -p`)
 
 
 def test_bento_requirements_match_the_lock() -> None:

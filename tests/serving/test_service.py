@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from importlib.metadata import version as package_version
 from typing import Any
 
 import numpy as np
@@ -318,8 +319,28 @@ def test_errors_inside_a_batch_name_the_item(client: TestClient, engine: Engine)
 
 
 def test_not_found_routes_and_methods_are_4xx(client: TestClient) -> None:
-    assert client.get("/predict").status_code == 405
     assert client.post("/nowhere", json={}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/predict", "POST"),
+        ("PUT", "/predict_batch", "POST"),
+        ("DELETE", "/model_info", "GET, POST"),
+        ("OPTIONS", "/predict", "POST"),  # not a CORS preflight
+    ],
+)
+def test_wrong_method_is_405_in_the_json_error_shape(
+    client: TestClient, settings: ServeSettings, method: str, path: str, allow: str
+) -> None:
+    RUNTIME.settings = settings.model_copy(update={"api_key": SecretStr(KEY)})
+    answer = client.request(method, path)  # no key: the method is wrong whoever asks
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == allow
+    assert answer.headers["content-type"] == "application/json"
+    error = error_of(answer)
+    assert error.error == "method_not_allowed" and method in error.message
 
 
 # ---------------------------------------------------------------- auth
@@ -494,6 +515,10 @@ def test_model_info_and_openapi(client: TestClient, engine: Engine) -> None:
     assert info.lookup["customers"] == len(engine.lookup.index)  # type: ignore[union-attr]
     assert info.uplift is not None
     spec = client.get("/docs.json").json()
+    assert spec["info"]["title"] == "Customer lifecycle API"
+    assert spec["info"]["version"] == package_version("customer-lifecycle") != "None"
+    assert "/model_info" in spec["info"]["description"]
+    assert "BentoML" not in json.dumps(spec["info"])  # not BentoML's boilerplate README
     assert {"/predict", "/predict_batch", "/model_info"} <= set(spec["paths"])
     schema = json.dumps(spec["paths"]["/predict"])
     assert "customer_id" in schema and "events" in schema
