@@ -2,7 +2,9 @@
 
 The app is assembled here from one module per group of commands:
 
-- :mod:`lifecycle.cli.data`: ``simulate``, ``validate``, ``features``, ``stages``, ``rfm``;
+- :mod:`lifecycle.cli.data`: ``simulate``, ``validate``, ``features``, ``stages``, ``rfm``,
+  ``fetch-data``;
+- :mod:`lifecycle.cli.check`: ``check`` (what a log can support, before training);
 - :mod:`lifecycle.cli.train`: ``train``, ``evaluate``, ``score``;
 - :mod:`lifecycle.cli.registry`: ``promote``, ``rollback``;
 - :mod:`lifecycle.cli.uplift`: ``uplift``;
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.cli import data, registry, serve, train, uplift
+from lifecycle.cli import check, data, registry, serve, train, uplift
 
 __all__ = ["app", "main"]
 
@@ -44,6 +46,8 @@ for _name, _command in (
     ("features", data.features),
     ("stages", data.stages),
     ("rfm", data.rfm),
+    ("fetch-data", data.fetch_data),
+    ("check", check.check),
     ("train", train.train),
     ("evaluate", train.evaluate),
     ("score", train.score),

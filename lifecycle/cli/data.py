@@ -1,4 +1,4 @@
-"""The data commands: ``simulate``, ``validate``, ``features``, ``stages`` and ``rfm``.
+"""The data commands: ``simulate``, ``validate``, ``features``, ``stages``, ``rfm``, ``fetch-data``.
 
 Each command parses its options, calls the ``features`` library and prints; see
 :mod:`lifecycle.cli.options` for the shared options and exit codes.
@@ -14,10 +14,13 @@ import typer
 from rich.table import Table
 
 from lifecycle.cli.inputs import (
+    check_events,
     features_at,
     features_for_report,
     load_config,
     open_events,
+    read_mapping,
+    warn_validation,
 )
 from lifecycle.cli.options import (
     EXIT_FAILED,
@@ -107,17 +110,20 @@ def validate(
     (canonical, ready for `features`; give it OUT or OUT/events.parquet), quarantine.csv and
     quarantine.parquet (each bad row with its reason) and summary.json.
     Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
+    EVENTS may be a mapping YAML with `sources:` (order lines, campaign receipts, redemptions,
+    sign-ups, ...): every source is validated and they become one log; the quarantine names
+    each row's source. More than 5% of rows quarantined (overall or in one source) prints a
+    warning: it usually means a mapping problem.
     """
+    check_events(events)
     from lifecycle.features.io import load_events, write_validation
-    from lifecycle.features.mapping import load_mapping
     from lifecycle.features.validate import SchemaError
 
     cfg = load_config(config)
+    log, loaded = read_mapping(events, mapping)
     with progress("validating", total=None, enabled=not as_json):
         try:
-            result = load_events(
-                events, mapping=load_mapping(mapping), table=table, vocabulary=cfg.vocabulary
-            )
+            result = load_events(log, mapping=loaded, table=table, vocabulary=cfg.vocabulary)
         except (SchemaError, FileNotFoundError, ValueError) as exc:
             raise fail(str(exc), EXIT_FAILED) from exc
         try:
@@ -132,6 +138,25 @@ def validate(
         for reason, count in sorted(result.reasons.items(), key=lambda kv: -kv[1]):
             reasons.add_row(reason, f"{count:,}")
         out_console().print(reasons)
+    if not as_json and result.sources:
+        per_source = Table(title="rows by source", title_justify="left")
+        for col in ("source", "rows in", "accepted", "quarantined", "events"):
+            per_source.add_column(col, justify="left" if col == "source" else "right")
+        for name, part in result.sources.items():
+            per_source.add_row(
+                name,
+                *(
+                    f"{n:,}"
+                    for n in (
+                        part.rows_in,
+                        part.rows_accepted,
+                        part.rows_quarantined,
+                        part.events_out,
+                    )
+                ),
+            )
+        out_console().print(per_source)
+    warn_validation(result)
     emit(
         summary,
         f"{result.rows_in:,} rows in = {result.rows_accepted:,} accepted + "
@@ -174,6 +199,7 @@ def features(
     campaign exposures and responses, counts per event type and channel, stage, days in stage,
     RFM scores and segment, status.
     """
+    check_events(events)
     from lifecycle.features.build import monthly_cutoffs, parse_cutoff, write_features
 
     if bool(cutoff) == bool(cutoffs):
@@ -232,6 +258,7 @@ def stages(
     (two or more) -> loyalty (retention plus a referral, loyalty join or review; for logs
     without such events, the top RFM tier). Status (active / lapsed) is shown beside the stage.
     """
+    check_events(events)
     from lifecycle.features.stages import funnel
 
     cut, frame = features_for_report(events, cutoff, mapping, table, config, as_json)
@@ -269,19 +296,42 @@ def rfm(
     table: TableOpt = None,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
+    churn_days: Annotated[
+        int,
+        typer.Option(
+            help="Window of the observed churn column: the share of each segment's customers "
+            "CHURN_DAYS before the cutoff who bought nothing up to the cutoff.",
+            min=1,
+        ),
+    ] = 90,
 ) -> None:
-    """Print the RFM segment table at a cutoff: size, share and value per segment.
+    """Print the RFM segment table at a cutoff: size, share, value and real churn per segment.
 
     Recency, frequency and monetary (net revenue) are scored 1-5 by quintile among the
-    customers with a purchase; segments (Champions, Loyal, ..., Hibernating, Lost) come from
-    the recency score and the mean of the frequency and monetary scores.
+    customers with a purchase (recency in days, or against each customer's own rhythm with
+    `rfm.recency: rhythm`); segments (Champions, Loyal, ..., Hibernating, Lost) come from
+    the recency score and the mean of the frequency and monetary scores. "churned" is each
+    segment's observed churn: of its customers CHURN_DAYS before the cutoff, the share with
+    no purchase since.
     """
-    from lifecycle.features.rfm import segment_table
+    check_events(events)
+    import pandas as pd
 
-    cut, frame = features_for_report(events, cutoff, mapping, table, config, as_json)
+    from lifecycle.cli.inputs import cutoff_or_default
+    from lifecycle.features.rfm import segment_churn, segment_table
+
+    cfg = load_config(config)
+    data, _ = open_events(events, mapping, table, cfg)
+    cut = cutoff_or_default(data, cutoff)
+    start = cut - pd.Timedelta(days=churn_days)
+    both = features_at(data, [start, cut], cfg, show_progress=not as_json)
+    frame = both[both["cutoff"] == cut]
+    churn = segment_churn(both[both["cutoff"] == start], frame).set_index("segment")
     seg = segment_table(frame)
+    seg.insert(1, "churned", seg["segment"].map(churn["churn_rate"]))
     if not as_json:
         labels = {
+            "churned": f"churned {churn_days}d",
             "net_revenue": "net revenue",
             "avg_net_revenue": "per customer",
             "avg_recency_days": "recency (d)",
@@ -289,8 +339,10 @@ def rfm(
         }
         print_table(
             seg.rename(columns=labels),
-            f"RFM segments as of {cut.isoformat()} (averages per customer)",
+            f"RFM segments as of {cut.isoformat()} (averages per customer; churned: of the "
+            f"segment's customers on {start.date()}, the share with no purchase since)",
             {
+                f"churned {churn_days}d": ".1%",
                 "customers": ",",
                 "share": ".1%",
                 "net revenue": ",.0f",
@@ -306,6 +358,9 @@ def rfm(
             row["segment"]: {
                 "customers": int(row["customers"]),
                 "net_revenue": float(row["net_revenue"]),
+                f"churn_rate_{churn_days}d": (
+                    None if pd.isna(row["churned"]) else float(row["churned"])
+                ),
             }
             for row in seg.to_dict("records")
         },
@@ -317,3 +372,54 @@ def rfm(
         f"{cut.date()}; most value in {top['segment']} ({top['net_revenue']:,.0f})",
         as_json,
     )
+
+
+def fetch_data(
+    name: Annotated[str, typer.Argument(help="Data set: cdnow or online_retail.")],
+    out: Annotated[Path, typer.Option(help="Folder to write the files into.")] = Path("data"),
+    mirror: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Folder or base URL holding the same archives (CDNOW_master.zip, "
+                "CDNOW_sample.zip, online+retail.zip), e.g. downloaded by hand. "
+                "Default: the canonical source."
+            ),
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the network.", min=1)] = 60,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a public real data set in the form the shipped mappings read.
+
+    cdnow: CDNOW_master.txt and CDNOW_sample.txt from Bruce Hardie's dataset page (mappings
+    cdnow, cdnow_sample). online_retail: online_retail.csv.gz from the UCI Machine Learning
+    Repository, dataset 352 (CC BY 4.0; mapping online_retail; needs openpyxl). Each file is
+    checked against its published row count and written atomically. Then, e.g.:
+    `lifecycle validate --events OUT/CDNOW_master.txt --mapping cdnow --out OUT/cdnow`.
+    """
+    from lifecycle.features.datasets import DATASETS, DatasetError, fetch_dataset
+
+    if name not in DATASETS:
+        raise fail(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}", EXIT_USAGE)
+    with progress(f"fetching {name}", total=None, enabled=not as_json):
+        try:
+            files = fetch_dataset(name, out, mirror=mirror, timeout=timeout)
+        except DatasetError as exc:
+            raise fail(str(exc), EXIT_FAILED) from exc
+        except OSError as exc:
+            raise fail(f"cannot write to {out}: {exc}", EXIT_FAILED) from exc
+    summary = {
+        "dataset": name,
+        "files": {
+            f.path.name: {
+                "path": str(f.path),
+                "rows": f.rows,
+                "sha256": f.sha256,
+                "matches_reference": f.matches_reference,
+            }
+            for f in files
+        },
+    }
+    written = ", ".join(f"{f.path.name} ({f.rows:,} rows)" for f in files)
+    emit(summary, f"{name}: wrote {written} to {out}", as_json)

@@ -20,6 +20,44 @@ if TYPE_CHECKING:
     from lifecycle.training.config import TrainingConfig
 
 
+def check_events(source: str | Path) -> None:
+    """Fail at once when ``--events`` names a file or folder that is not there.
+
+    Called first by every command that reads events, before pandas, DuckDB, MLflow or
+    LightGBM are imported, so a wrong path is reported in well under a second. A SQLAlchemy
+    URL (``dialect://...``) is left to the reader.
+
+    Examples
+    --------
+    >>> check_events("sqlite:///events.db")  # a URL: checked when it is read
+    """
+    text = str(source)
+    if "://" in text or Path(text).exists():
+        return
+    raise fail(f"{text}: no such file or folder", EXIT_FAILED)
+
+
+def check_out_file(out: Path) -> None:
+    """Fail at once when ``--out`` is a folder (it names the Parquet file to write)."""
+    if out.is_dir():
+        raise fail(f"--out {out} is a folder; give the path of a Parquet file", EXIT_USAGE)
+
+
+def check_store(tracking_uri: str | None) -> str:
+    """Return the tracking URI, failing at once when its local SQLite file does not exist.
+
+    Commands that only read the store call this before importing MLflow (reading a missing
+    SQLite file would make MLflow create an empty store, and take seconds to do it).
+    """
+    from lifecycle.models.locate import missing_store, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    problem = missing_store(uri)
+    if problem:
+        raise fail(problem, EXIT_USAGE)
+    return uri
+
+
 def load_config(path: Path | None) -> LifecycleConfig:
     """Return the lifecycle config at ``path`` (default: the shipped one)."""
     from lifecycle.features.config import load_config as load
@@ -53,6 +91,45 @@ def load_training_config(path: Path | None, **overrides: Any) -> TrainingConfig:
     return cfg
 
 
+def read_mapping(events: str, mapping: str | None) -> tuple[str | None, Any]:
+    """Return the source to read and the loaded mapping, for one log or a mapping's sources.
+
+    ``--events`` may name a mapping YAML with ``sources:`` (then ``--mapping`` is not needed,
+    or names the same file): the mapping's sources are read and the source is None.
+    """
+    from lifecycle.features.mapping import SourcesMapping, load_mapping, names_sources
+
+    if mapping is None and names_sources(events):
+        mapping = events
+    try:
+        loaded = load_mapping(mapping)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc), EXIT_FAILED) from exc
+    if isinstance(loaded, SourcesMapping):
+        if mapping is None or Path(events).resolve() != Path(mapping).resolve():
+            raise fail(
+                f"--mapping {mapping} names its own sources: give it as --events "
+                f"(`--events {mapping}`), with no other log",
+                EXIT_USAGE,
+            )
+        return None, loaded
+    return events, loaded
+
+
+def warn_validation(result: Any) -> None:
+    """Print the validation summary's loud warnings (a large share quarantined) in bold."""
+    from rich.text import Text
+
+    from lifecycle.cli.output import err_console
+
+    for line in result.warnings:
+        err_console().print(
+            Text.assemble(("warning:", "bold red"), " ", (line, "bold yellow")),
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
 def open_events(
     source: str, mapping: str | None, table: str | None, config: LifecycleConfig
 ) -> tuple[Any, dict[str, int]]:
@@ -75,13 +152,11 @@ def open_events(
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             return source, {"events": int(rows), "rows_quarantined": 0}
     from lifecycle.features.io import load_events
-    from lifecycle.features.mapping import load_mapping
     from lifecycle.features.validate import SchemaError
 
+    log, loaded = read_mapping(source, mapping)
     try:
-        result = load_events(
-            source, mapping=load_mapping(mapping), table=table, vocabulary=config.vocabulary
-        )
+        result = load_events(log, mapping=loaded, table=table, vocabulary=config.vocabulary)
     except (SchemaError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
     if result.rows_accepted == 0:
@@ -91,6 +166,7 @@ def open_events(
             f"{result.rows_quarantined:,} of {result.rows_in:,} rows failed validation "
             "and were left out; run `lifecycle validate` to get the quarantine file."
         )
+    warn_validation(result)
     return result.events, {
         "events": int(result.events_out),
         "rows_quarantined": int(result.rows_quarantined),

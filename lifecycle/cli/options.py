@@ -1,8 +1,9 @@
 """The options the ``lifecycle`` commands share, and the one way a command fails.
 
 Each option is defined once here and used by every command that takes it, so ``--events``,
-``--json`` or ``--tracking-uri`` mean the same everywhere. ``--tracking-uri`` is the only
-option that reads the environment (``MLFLOW_TRACKING_URI``, through Typer).
+``--json`` or ``--tracking-uri`` mean the same everywhere. Two options read the environment
+(through Typer): ``--tracking-uri`` (``MLFLOW_TRACKING_URI``) and ``--project``
+(``LIFECYCLE_PROJECT``, the variable the service reads too).
 
 Exit codes, the same for every command:
 
@@ -60,7 +61,8 @@ EventsOpt = Annotated[
         "--events",
         help=(
             "Event log: canonical Parquet file or folder (from `simulate` or `validate`), or a "
-            "raw CSV / Parquet / DuckDB file / SQLAlchemy URL with --mapping and --table."
+            "raw CSV / Parquet / DuckDB file / SQLAlchemy URL with --mapping and --table, or a "
+            "mapping YAML with `sources:` (several files, one log)."
         ),
     ),
 ]
@@ -120,3 +122,50 @@ TrackingUriOpt = Annotated[
     ),
 ]
 AliasOpt = Annotated[str, typer.Option("--alias", help="Registry alias of the models to use.")]
+
+
+def _project(value: str) -> str:
+    """Check a ``--project`` value (it becomes part of registered model names)."""
+    from lifecycle.models.locate import check_project
+
+    try:
+        return check_project(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _dataset(value: str | None) -> str | None:
+    """Check a ``--dataset`` value."""
+    from lifecycle.models.locate import check_dataset
+
+    try:
+        return None if value is None else check_dataset(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+ProjectOpt = Annotated[
+    str,
+    typer.Option(
+        "--project",
+        envvar="LIFECYCLE_PROJECT",
+        callback=_project,
+        help=(
+            "Project (data set or business unit) whose models to use: lowercase letters, digits "
+            "and '-'. Project P registers P-next-stage, P-churn, P-clv, P-uplift; the default "
+            "keeps the lifecycle-* names."
+        ),
+    ),
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        callback=_dataset,
+        help=(
+            "Name of the data set the models learn from, recorded with every version; promote "
+            "refuses to replace a champion of another data set. Default: the mapping's name, "
+            "else the events file's stem (its folder's for events.parquet)."
+        ),
+    ),
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -75,13 +75,50 @@ def print_table(frame: pd.DataFrame, title: str, formats: Mapping[str, str]) -> 
     """Print a frame as a table on standard output, numbers right-aligned and formatted."""
     from pandas.api.types import is_numeric_dtype
 
+    numeric = {col for col in frame.columns if is_numeric_dtype(frame[col])}
+    rows = [dict(zip(frame.columns, row, strict=True)) for row in frame.itertuples(index=False)]
+    _print(rows, list(frame.columns), numeric, title, formats)
+
+
+def print_rows(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    title: str,
+    formats: Mapping[str, str],
+) -> None:
+    """Print rows (one mapping each) as a table, like :func:`print_table` but without pandas.
+
+    A column is right-aligned when every value in it is a number; a missing value is a dash.
+
+    Examples
+    --------
+    >>> print_rows([{"model": "model", "roc_auc": 0.81}], ["model", "roc_auc"], "churn",
+    ...            {"roc_auc": ".4f"})  # doctest: +SKIP
+    """
+    numeric = {
+        col
+        for col in columns
+        if all(isinstance(row.get(col), int | float) or row.get(col) is None for row in rows)
+    }
+    _print(rows, columns, numeric, title, formats)
+
+
+def _print(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    numeric: set[str],
+    title: str,
+    formats: Mapping[str, str],
+) -> None:
+    """Render rows as a rich table on standard output."""
     table = Table(title=title, title_justify="left")
-    for col in frame.columns:
-        numeric = is_numeric_dtype(frame[col])
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=not numeric)
-    for row in frame.itertuples(index=False):
+    for col in columns:
+        right = col in numeric
+        table.add_column(str(col), justify="right" if right else "left", no_wrap=not right)
+    for row in rows:
         cells = []
-        for col, value in zip(frame.columns, row, strict=True):
+        for col in columns:
+            value = row.get(col)
             fmt = formats.get(col)
             if value is None or (isinstance(value, float) and value != value):
                 cells.append("-")

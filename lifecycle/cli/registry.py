@@ -3,8 +3,9 @@
 Each command parses its options, calls :func:`lifecycle.training.tracking.promote` or
 :func:`lifecycle.training.tracking.rollback` and prints their table (or with ``--json`` one JSON
 object). MLflow is imported inside the commands, so loading the CLI stays fast. Exit 1 when a
-challenger was refused, 2 when the move cannot be done (no such model, no history, store
-missing or unreachable); see :mod:`lifecycle.cli.options`.
+challenger was refused (or a rollback would cross data sets), 2 when the move cannot be done
+(no such model, no history, a version of another project, store missing or unreachable); see
+:mod:`lifecycle.cli.options`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from lifecycle.cli.options import EXIT_FAILED, EXIT_USAGE, JsonOpt, TrackingUriOpt, fail
+from lifecycle.cli.inputs import check_store
+from lifecycle.cli.options import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    JsonOpt,
+    ProjectOpt,
+    TrackingUriOpt,
+    fail,
+)
 from lifecycle.cli.output import emit
 
 if TYPE_CHECKING:
@@ -24,7 +33,7 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         help=(
-            "Registered model name; repeat for several. Default: every lifecycle model "
+            "Registered model name; repeat for several. Default: every model of the project "
             "(lifecycle-next-stage, lifecycle-churn, lifecycle-clv) that is registered."
         ),
     ),
@@ -44,17 +53,25 @@ def promote(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Promote every challenger whatever its score.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote every challenger whatever its score, data set or feature config.",
+        ),
     ] = False,
+    project: ProjectOpt = "lifecycle",
     tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Promote each model's challenger to champion if it is at least as good.
 
     Challenger and champion are scored on the challenger's evaluation set (ROC AUC, or MAE
-    for CLV). The previous champion is kept in the model's champion_history, so `rollback`
-    can restore it. Exits with 1 when a challenger is refused (--force overrides).
+    for CLV). A challenger trained on another data set or feature configuration than the
+    champion is refused without scoring. The previous champion is kept in the model's
+    champion_history, so `rollback` can restore it. Exits with 1 when a challenger is
+    refused (--force overrides).
     """
+    check_store(tracking_uri)  # before MLflow is imported
     from mlflow.exceptions import MlflowException
 
     from lifecycle.training.tracking import RegistryError, format_promotions
@@ -62,35 +79,48 @@ def promote(
 
     try:
         promotions = promote_models(
-            _client(tracking_uri), model or None, tolerance=tolerance, force=force
+            _client(tracking_uri), model or None, project=project, tolerance=tolerance, force=force
         )
     except (RegistryError, MlflowException, OSError) as exc:
         raise fail(_one_line(exc), EXIT_USAGE) from exc
     emit({"promotions": [p.as_dict() for p in promotions]}, format_promotions(promotions), as_json)
-    refused = [p.name for p in promotions if p.status == "refused"]
+    refused = [p for p in promotions if p.status == "refused"]
     if refused:
-        raise fail(
-            f"challenger refused for {', '.join(refused)}; --force promotes it anyway", EXIT_FAILED
-        )
+        why = "; ".join(f"{p.name}: {p.reason}" for p in refused)
+        raise fail(f"challenger refused ({why}); --force promotes it anyway", EXIT_FAILED)
 
 
 def rollback(
     model: ModelOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Roll back even to a version of another data set or feature config.",
+        ),
+    ] = False,
+    project: ProjectOpt = "lifecycle",
     tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move champion back to the previous champion of each model.
 
-    Default: every lifecycle model that has an earlier champion. Exits with 2 when there is
-    none to roll back to.
+    Default: every model of the project that has an earlier champion. Exits with 2 when there
+    is none to roll back to, and with 1 when the earlier champion comes from another data set
+    or feature configuration (--force overrides).
     """
+    check_store(tracking_uri)  # before MLflow is imported
     from mlflow.exceptions import MlflowException
 
-    from lifecycle.training.tracking import RegistryError, format_rollbacks
+    from lifecycle.training.tracking import LineageError, RegistryError, format_rollbacks
     from lifecycle.training.tracking import rollback as rollback_models
 
     try:
-        rollbacks = rollback_models(_client(tracking_uri), model or None)
+        rollbacks = rollback_models(
+            _client(tracking_uri), model or None, project=project, force=force
+        )
+    except LineageError as exc:
+        raise fail(_one_line(exc), EXIT_FAILED) from exc
     except (RegistryError, MlflowException, OSError) as exc:
         raise fail(_one_line(exc), EXIT_USAGE) from exc
     emit({"rollbacks": [r.as_dict() for r in rollbacks]}, format_rollbacks(rollbacks), as_json)

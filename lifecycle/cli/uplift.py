@@ -13,10 +13,13 @@ from typing import Annotated
 
 import typer
 
+from lifecycle.cli.inputs import check_events
 from lifecycle.cli.options import (
     EXIT_USAGE,
     CanonicalEventsOpt,
+    DatasetOpt,
     JsonOpt,
+    ProjectOpt,
     TrackingUriOpt,
     fail,
 )
@@ -44,6 +47,8 @@ def uplift(
         bool,
         typer.Option(help="Give the new version the alias champion (the service uses it)."),
     ] = True,
+    project: ProjectOpt = "lifecycle",
+    dataset: DatasetOpt = None,
     tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -52,6 +57,7 @@ def uplift(
     Per-customer estimates are used only for offers whose held-out Qini is positive; other
     offers use their observed average effect (treated minus control purchase rate).
     """
+    check_events(events)
     from lifecycle.models.store import StoreError
     from lifecycle.training.tracking import quiet_mlflow
     from lifecycle.training.uplift import learn_uplift
@@ -66,6 +72,8 @@ def uplift(
             max_campaigns=max_campaigns,
             promote=promote,
             tracking_uri=tracking_uri,
+            project=project,
+            dataset=dataset,
         )
     except ValueError as exc:
         raise fail(str(exc), EXIT_USAGE) from exc

@@ -21,6 +21,8 @@ COMMANDS = [
     "features",
     "stages",
     "rfm",
+    "fetch-data",
+    "check",
     "train",
     "evaluate",
     "score",
@@ -50,7 +52,9 @@ def test_app_has_every_command_in_order():
     assert [row.split()[1] for row in rows if not row[2:].startswith("-")] == COMMANDS
 
 
-@pytest.mark.parametrize("option", ["--json", "--tracking-uri", "--mapping", "--table", "--alias"])
+@pytest.mark.parametrize(
+    "option", ["--json", "--tracking-uri", "--mapping", "--table", "--alias", "--project"]
+)
 def test_shared_options_are_one_definition(option):
     seen = defaultdict(list)
     for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
@@ -61,14 +65,17 @@ def test_shared_options_are_one_definition(option):
     assert len(next(iter(seen.values()))) >= 2
 
 
-def test_tracking_uri_is_the_only_option_that_reads_the_environment():
+def test_only_tracking_uri_and_project_read_the_environment():
     readers = {
         (name, param.name)
         for name, command in typer.main.get_command(app).commands.items()  # type: ignore[attr-defined]
         for param in command.params
         if param.envvar
     }
-    assert {param for _, param in readers} == {"tracking_uri"}
+    assert {param for _, param in readers} == {"tracking_uri", "project"}
+    assert {name for name, param in readers if param == "project"} == {
+        name for name, param in readers if param == "tracking_uri"
+    }
     assert {name for name, _ in readers} == {
         "train",
         "evaluate",
