@@ -351,11 +351,14 @@ def connect(uri: str | None = None) -> MlflowClient:
     return mlflow.MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 
-def open_store(uri: str | None = None) -> MlflowClient:
+def open_store(uri: str | None = None, *, set_global: bool = True) -> MlflowClient:
     """Open an existing store for reading models (refusing a SQLite file that is missing).
 
     Unlike :func:`connect` it writes nothing (no lock file, no change of journal mode), so a
-    service can read a store mounted read-only.
+    service can read a store mounted read-only. With ``set_global`` (the default) MLflow's
+    process-wide tracking and registry URIs point at it too, which ``models:/`` loading needs;
+    a background poll that only reads aliases passes False, so it never moves them under
+    another thread's feet.
 
     Raises
     ------
@@ -370,8 +373,9 @@ def open_store(uri: str | None = None) -> MlflowClient:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    mlflow.set_tracking_uri(resolved)
-    mlflow.set_registry_uri(resolved)
+    if set_global:
+        mlflow.set_tracking_uri(resolved)
+        mlflow.set_registry_uri(resolved)
     return mlflow.MlflowClient(tracking_uri=resolved, registry_uri=resolved)
 
 

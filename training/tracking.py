@@ -9,8 +9,10 @@ project's names (:func:`lifecycle.models.store.registered_names`) with the alias
 ``challenger``, the run and the version tagged with their
 :class:`~lifecycle.models.store.Lineage` (:func:`log_lineage`); :func:`promote` moves
 ``champion`` to it when it is at least as good as the champion on the challenger's evaluation
-set and comes from the same project, data set and feature configuration, and
-:func:`rollback` moves ``champion`` back. Nothing happens on import.
+set and comes from the same project, data set and feature configuration (only versions of
+finished runs, the models of one run together), and :func:`rollback` moves ``champion`` back
+one or more promotions. A run killed mid-way ends FAILED (:func:`failing_on_termination`,
+:func:`fail_abandoned_runs`). Nothing happens on import.
 
 Examples
 --------
@@ -31,8 +33,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from importlib.metadata import version as package_version
 from numbers import Real
 from pathlib import Path
@@ -49,6 +52,7 @@ from lifecycle.models.store import (
     DEFAULT_PROJECT,
     Lineage,
     ModelRecord,
+    alias_version,
     artifact_root_for,
     check_dataset,
     record_metadata,
@@ -63,6 +67,9 @@ if TYPE_CHECKING:
 
 HISTORY_TAG = "champion_history"
 """Registered-model tag: JSON list of earlier champion versions, oldest first."""
+
+HISTORY_LIMIT = 20
+"""Earlier champions kept per model (the oldest are dropped): how far ``rollback`` can go."""
 
 MAX_PARAM_LENGTH = 6000
 """MLflow's limit on a parameter value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``)."""
@@ -139,6 +146,134 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     if existing.lifecycle_stage == "deleted":
         client.restore_experiment(existing.experiment_id)
     return str(existing.experiment_id)
+
+
+# --- runs that end: killed training runs end FAILED, never RUNNING for ever --------------------
+
+PID_TAG = "lifecycle.pid"
+HOST_TAG = "lifecycle.host"
+PROCESS_START_TAG = "lifecycle.process_start"
+ENDED_TAG = "lifecycle.ended"
+"""Run tags naming the process that trains a run, and why a run was ended by another process."""
+
+
+def _process_start(pid: int) -> str | None:
+    """Return a process's start time in clock ticks after boot (Linux ``/proc``), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count fields after the last ")"
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def log_process() -> dict[str, str]:
+    """Tag the active run with the process training it (pid, host, process start time).
+
+    :func:`fail_abandoned_runs` reads these tags to end, as FAILED, a run whose process was
+    killed with ``kill -9`` (which no handler can catch).
+
+    Returns
+    -------
+    dict
+        The tags set, e.g. ``{"lifecycle.pid": "4242", "lifecycle.host": "build-1", ...}``.
+    """
+    import socket
+
+    pid = os.getpid()
+    tags = {PID_TAG: str(pid), HOST_TAG: socket.gethostname()}
+    start = _process_start(pid)
+    if start is not None:
+        tags[PROCESS_START_TAG] = start
+    mlflow.set_tags(tags)
+    return tags
+
+
+def _process_gone(tags: Mapping[str, str]) -> bool:
+    """Say whether the process named by a run's tags is gone (only for this host's runs)."""
+    import socket
+
+    if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
+        return False  # another host's process (or an untagged run) cannot be checked from here
+    pid = int(tags[PID_TAG])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # alive, owned by another user
+    recorded = tags.get(PROCESS_START_TAG)
+    # the pid may have been reused by a later process: its start time tells them apart
+    return recorded is not None and _process_start(pid) not in (None, recorded)
+
+
+def fail_abandoned_runs(client: MlflowClient, experiment_ids: Sequence[str]) -> list[str]:
+    """End as FAILED the RUNNING runs whose training process on this host is gone.
+
+    A run is checked only when it carries :func:`log_process`'s tags and was started on this
+    host; a run of another host, or one logged without the tags, is left as it is (and
+    :func:`promote` refuses its versions all the same, since it never finished).
+
+    Parameters
+    ----------
+    client
+        Client of the store.
+    experiment_ids
+        Experiments to look in.
+
+    Returns
+    -------
+    list of str
+        The ids of the runs ended.
+
+    Examples
+    --------
+    >>> fail_abandoned_runs(client, [experiment_id(client, "lifecycle")])  # doctest: +SKIP
+    ['3f1c...']
+    """
+    ids = sorted({str(e) for e in experiment_ids if e})
+    if not ids:
+        return []
+    ended: list[str] = []
+    runs = client.search_runs(ids, filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    for run in runs:
+        if not _process_gone(run.data.tags):
+            continue
+        client.set_tag(
+            run.info.run_id,
+            ENDED_TAG,
+            f"process {run.data.tags[PID_TAG]} on {run.data.tags[HOST_TAG]} was gone; "
+            "ended FAILED by a later lifecycle command",
+        )
+        client.set_terminated(run.info.run_id, "FAILED")
+        ended.append(run.info.run_id)
+    return ended
+
+
+@contextmanager
+def failing_on_termination() -> Iterator[None]:
+    """Turn SIGTERM into an exception inside the block, so an active run ends FAILED.
+
+    ``mlflow.start_run``'s context manager ends its run FAILED on any exception (Ctrl-C is a
+    ``KeyboardInterrupt`` already); SIGTERM's default action would end the process with the
+    run left RUNNING. Outside the main thread (where no handler can be set) nothing changes.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # --- logging into the active run -------------------------------------------------------------
@@ -596,6 +731,10 @@ class Promotion:
     tolerance: float
     status: PromotionStatus
     reason: str
+    run_id: str | None = None
+    """The training run of the challenger (the models of one run move together)."""
+    forceable: bool = True
+    """Whether ``force`` would promote a refused challenger (never one of an unfinished run)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the fields as a JSON-able dict."""
@@ -807,6 +946,24 @@ def _plan_promotion(
     task = _task_of(client, name, challenger)
     metric = spec(task).primary_metric
     tol = metric.tolerance if tolerance is None else tolerance
+    run_id = client.get_model_version(name, challenger).run_id or None
+    unready = _unfinished(client, name, challenger)
+    if unready:
+        # Neither a score nor --force makes a killed run's half-logged models servable.
+        reason = f"{unready}; only versions of finished training runs are promoted"
+        return Promotion(
+            name,
+            challenger,
+            champion,
+            metric.name,
+            None,
+            None,
+            tol,
+            "refused",
+            reason,
+            run_id,
+            forceable=False,
+        )
     lineage = _lineage(client, name, challenger, project)
     across, note = "", _unknown_note(challenger, lineage)
     if champion is not None and champion != challenger:
@@ -817,7 +974,7 @@ def _plan_promotion(
         # Scores on another data set's rows say nothing: refuse before scoring.
         reason = f"not comparable: {across} (--force overrides)"
         return Promotion(
-            name, challenger, champion, metric.name, None, None, tol, "refused", reason
+            name, challenger, champion, metric.name, None, None, tol, "refused", reason, run_id
         )
     try:
         value, champion_value = _compare(client, name, task, challenger, champion)
@@ -850,6 +1007,7 @@ def _plan_promotion(
         tol,
         status,
         reason,
+        run_id,
     )
 
 
@@ -875,6 +1033,99 @@ def _alias(model: RegisteredModel, alias: str) -> str | None:
     return None if version is None else str(version)
 
 
+def _unfinished(client: MlflowClient, name: str, version: str) -> str:
+    """Say why a version's run is not a finished training run with its files, else ``""``.
+
+    Promotable: the run ended FINISHED, logged :data:`SUMMARY_FILE`, and the version's model
+    was fully uploaded (its logged model is READY and holds an ``MLmodel`` file).
+    """
+    from mlflow.entities import LoggedModelStatus
+
+    model_version = client.get_model_version(name, version)
+    run_id = model_version.run_id
+    where = f"{name} v{version}"
+    if not run_id:
+        return f"{where} has no training run"
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return f"{where}: its run {run_id} no longer exists"
+    if run.info.status != "FINISHED":
+        ended = run.data.tags.get(ENDED_TAG)
+        why = f" ({ended})" if ended else ""
+        return f"{where}: its run {run_id} is {run.info.status}{why}, not FINISHED"
+    if not any(f.path == SUMMARY_FILE for f in client.list_artifacts(run_id)):
+        return f"{where}: its run {run_id} has no {SUMMARY_FILE}"
+    model_id = getattr(model_version, "model_id", None)
+    if model_id:
+        logged = client.get_logged_model(model_id)
+        files = mlflow.artifacts.list_artifacts(artifact_uri=logged.artifact_location)
+        if logged.status != LoggedModelStatus.READY or not any(
+            Path(f.path).name == "MLmodel" for f in files
+        ):
+            return f"{where}: its model {model_id} was not fully logged"
+    return ""
+
+
+MOVES = ("promoted", "forced", "first champion")
+"""Promotion statuses that move the alias ``champion``."""
+
+
+def _keep_runs_whole(
+    client: MlflowClient, plans: list[Promotion], project: str, force: bool
+) -> list[Promotion]:
+    """Refuse every challenger of a run when one of the run's models cannot move with it.
+
+    A run's models are its registered versions of the project (by their lineage tags). Each
+    must be this command's challenger (or already champion) and not refused; otherwise none
+    moves.
+    """
+    planned = {p.name: p for p in plans}
+    result = list(plans)
+    for run_id in sorted({p.run_id for p in plans if p.run_id and p.challenger}):
+        members = [p for p in plans if p.run_id == run_id and p.challenger]
+        blockers: list[str] = []
+        forceable = True
+        for p in members:
+            if p.status not in MOVES:
+                blockers.append(f"{p.name} v{p.challenger} was refused")
+                forceable = forceable and p.forceable
+        for mv in client.search_model_versions(f"run_id = '{run_id}'"):
+            version = str(mv.version)
+            if Lineage.from_tags(mv.tags).project != project or any(
+                p.name == mv.name and p.challenger == version for p in members
+            ):
+                continue
+            if alias_version(client, mv.name, CHAMPION) == version:
+                continue  # already champion: the set is whole once the others move
+            forceable = False
+            other = planned.get(mv.name)
+            if other is None:
+                blockers.append(
+                    f"{mv.name} v{version} of the same run was not named (name every model of "
+                    "the run with --model, or none)"
+                )
+            else:
+                now = f"v{other.challenger}" if other.challenger else "none"
+                blockers.append(
+                    f"{mv.name} v{version} of the same run is no longer the challenger "
+                    f"(challenger: {now}); train again"
+                )
+        if not blockers:
+            continue
+        why = "; ".join(blockers)
+        for i, p in enumerate(result):
+            if p.run_id == run_id and p.challenger and p.status in MOVES:
+                result[i] = replace(
+                    p,
+                    status="refused",
+                    reason=f"held back with its run {run_id}: {why}; the models of one run "
+                    f"move together (it alone: {p.reason})",
+                    forceable=forceable and not force,
+                )
+    return result
+
+
 def promote(
     client: MlflowClient,
     names: Sequence[str] | None = None,
@@ -883,7 +1134,13 @@ def promote(
     tolerance: float | None = None,
     force: bool = False,
 ) -> list[Promotion]:
-    """Move the alias ``champion`` to each model's ``challenger`` when it is good enough.
+    """Move the alias ``champion`` to the challengers of one training run, together or not at all.
+
+    Only a version of a finished training run is promoted: its run ended FINISHED, logged
+    ``summary.json``, and its model was fully logged; the challenger of a killed or
+    unfinished run is refused, ``force`` or not. Before deciding, RUNNING runs of this host
+    whose training process is gone (``kill -9``) are ended FAILED
+    (:func:`fail_abandoned_runs`).
 
     Challenger and champion are scored on the challenger run's evaluation set
     (:func:`log_evaluation_set`), on the rows both predict for: ROC AUC for ``next_stage``
@@ -895,9 +1152,13 @@ def promote(
     without scoring; a new snapshot of the same data set (another data fingerprint) is not.
     A version without lineage tags (logged before they were recorded) reads as project
     ``lifecycle`` with an unknown data set: what it does not record is not compared, and the
-    reason says so. Promoting appends the previous champion to the tag
-    ``champion_history`` and removes the alias ``challenger``. Every comparison is made
-    before anything moves.
+    reason says so.
+
+    The models one run registered move together: when one is refused, was not named in
+    ``names``, or is no longer the challenger, its run-mates are refused too. The aliases
+    move all or nothing (a failed move puts the earlier ones back). Promoting appends the
+    previous champion to the tag ``champion_history`` (the last :data:`HISTORY_LIMIT`) and
+    removes the alias ``challenger``. Every comparison is made before anything moves.
 
     Parameters
     ----------
@@ -911,30 +1172,114 @@ def promote(
     tolerance
         Overrides every model's default tolerance.
     force
-        Promote every challenger whatever its score or lineage (status ``forced``).
+        Promote finished runs' challengers whatever their score or lineage (``forced``).
 
     Returns
     -------
     list of Promotion
         One per model, in the order of ``names``.
+
+    Examples
+    --------
+    >>> [p.status for p in promote(client)]  # doctest: +SKIP
+    ['promoted', 'promoted', 'promoted']
     """
-    plans = [
-        _plan_promotion(client, model, tolerance, force, project)
-        for model in _registered_models(client, names, project)
-    ]
-    for plan in plans:
-        if plan.status in ("promoted", "forced", "first champion") and plan.challenger:
-            _move_champion(client, plan.name, plan.challenger, plan.champion)
+    models = _registered_models(client, names, project)
+    fail_abandoned_runs(client, _challenger_experiments(client, models))
+    plans = [_plan_promotion(client, model, tolerance, force, project) for model in models]
+    plans = _keep_runs_whole(client, plans, project, force)
+    _move_together(client, [p for p in plans if p.status in MOVES and p.challenger])
     return plans
 
 
-def _move_champion(client: MlflowClient, name: str, challenger: str, champion: str | None) -> None:
-    """Record the old champion in the history, then point ``champion`` at the challenger."""
-    if champion is not None and champion != challenger:
-        history = _history(client.get_registered_model(name))
-        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*history, champion]))
-    client.set_registered_model_alias(name, CHAMPION, challenger)
-    client.delete_registered_model_alias(name, CHALLENGER)
+def _challenger_experiments(client: MlflowClient, models: Sequence[RegisteredModel]) -> list[str]:
+    """Return the experiments of the models' challenger runs."""
+    found: set[str] = set()
+    for model in models:
+        version = _alias(model, CHALLENGER)
+        if version is None:
+            continue
+        run_id = client.get_model_version(model.name, version).run_id
+        if not run_id:
+            continue
+        try:
+            found.add(str(client.get_run(run_id).info.experiment_id))
+        except MlflowException:
+            continue  # a deleted run: the plan refuses its version
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One model's alias move: where ``champion`` goes, and the history it leaves."""
+
+    name: str
+    to_version: str
+    history: list[str]
+    drop_challenger: bool
+
+
+def _apply_moves(client: MlflowClient, moves: Sequence[_Move]) -> None:
+    """Apply alias moves all or nothing: when one fails, put the models moved before back."""
+    saved = []
+    for move in moves:
+        model = client.get_registered_model(move.name)
+        saved.append(
+            (
+                move.name,
+                _alias(model, CHAMPION),
+                _alias(model, CHALLENGER),
+                model.tags.get(HISTORY_TAG),
+            )
+        )
+    done = 0
+    try:
+        for move in moves:
+            client.set_registered_model_tag(
+                move.name, HISTORY_TAG, json.dumps(move.history[-HISTORY_LIMIT:])
+            )
+            client.set_registered_model_alias(move.name, CHAMPION, move.to_version)
+            if move.drop_challenger:
+                client.delete_registered_model_alias(move.name, CHALLENGER)
+            done += 1
+    except (MlflowException, OSError) as exc:
+        for name, champion, challenger, history in reversed(saved[: done + 1]):
+            _restore(client, name, champion, challenger, history)
+        moved = ", ".join(m.name for m in moves)
+        raise RegistryError(f"moving champion of {moved} failed, nothing moved: {exc}") from exc
+
+
+def _restore(
+    client: MlflowClient,
+    name: str,
+    champion: str | None,
+    challenger: str | None,
+    history: str | None,
+) -> None:
+    """Put a model's aliases and history tag back as they were."""
+    if champion is None:
+        client.delete_registered_model_alias(name, CHAMPION)
+    else:
+        client.set_registered_model_alias(name, CHAMPION, champion)
+    if challenger is not None:
+        client.set_registered_model_alias(name, CHALLENGER, challenger)
+    if history is None:
+        client.delete_registered_model_tag(name, HISTORY_TAG)
+    else:
+        client.set_registered_model_tag(name, HISTORY_TAG, history)
+
+
+def _move_together(client: MlflowClient, plans: Sequence[Promotion]) -> None:
+    """Point ``champion`` at each plan's challenger, recording the old champion, all or nothing."""
+    moves = []
+    for plan in plans:
+        if plan.challenger is None:
+            continue
+        history = _history(client.get_registered_model(plan.name))
+        if plan.champion is not None and plan.champion != plan.challenger:
+            history = [*history, plan.champion]
+        moves.append(_Move(plan.name, plan.challenger, history, drop_challenger=True))
+    _apply_moves(client, moves)
 
 
 def rollback(
@@ -943,8 +1288,13 @@ def rollback(
     *,
     project: str = DEFAULT_PROJECT,
     force: bool = False,
+    steps: int = 1,
 ) -> list[Rollback]:
-    """Move the alias ``champion`` back to the previous champion of each model.
+    """Move the alias ``champion`` back ``steps`` earlier champions, every model together.
+
+    Each model keeps its last :data:`HISTORY_LIMIT` champions (tag ``champion_history``);
+    ``steps=2`` goes back to the champion before the previous one. The models move all or
+    nothing.
 
     Parameters
     ----------
@@ -956,7 +1306,10 @@ def rollback(
     project
         The project the versions must belong to.
     force
-        Roll back even to a version of another data set or feature configuration.
+        Roll back even to versions of another data set or feature configuration, or of
+        several training runs.
+    steps
+        How many champions to go back (1 is the previous one).
 
     Returns
     -------
@@ -966,12 +1319,20 @@ def rollback(
     Raises
     ------
     RegistryError
-        A named model (or, by default, every model) has no earlier champion, or the earlier
-        version was deleted. Nothing moves then.
+        A named model (or, by default, every model) has no earlier champion, one has fewer
+        than ``steps``, or the earlier version was deleted. Nothing moves then.
     LineageError
         The earlier champion comes from another data set or feature configuration than the
-        champion (and not ``force``). Nothing moves then.
+        champion, or the earlier champions come from several runs (and not ``force``).
+        Nothing moves then.
+
+    Examples
+    --------
+    >>> [r.to_version for r in rollback(client, steps=2)]  # doctest: +SKIP
+    ['1', '1', '1']
     """
+    if steps < 1:
+        raise RegistryError(f"steps must be at least 1, not {steps}")
     plans: list[Rollback] = []
     for model in _registered_models(client, names, project):
         history = _history(model)
@@ -979,7 +1340,11 @@ def rollback(
             if names:
                 raise RegistryError(f"{model.name} has no earlier champion to roll back to")
             continue
-        previous = history[-1]
+        if len(history) < steps:
+            raise RegistryError(
+                f"{model.name} has {len(history)} earlier champion(s), not {steps} to go back"
+            )
+        previous = history[-steps]
         try:
             client.get_model_version(model.name, previous)
         except MlflowException as exc:
@@ -997,12 +1362,19 @@ def rollback(
             )
             if across and not force:
                 raise LineageError(f"not rolling back: {across}; --force rolls back anyway")
-        plans.append(Rollback(model.name, _alias(model, CHAMPION), previous, history[:-1]))
+        plans.append(Rollback(model.name, current, previous, history[:-steps]))
     if not plans:
         raise RegistryError("no model has an earlier champion to roll back to")
-    for plan in plans:
-        client.set_registered_model_alias(plan.name, CHAMPION, plan.to_version)
-        client.set_registered_model_tag(plan.name, HISTORY_TAG, json.dumps(plan.history))
+    runs = {p.name: client.get_model_version(p.name, p.to_version).run_id or "" for p in plans}
+    if len(set(runs.values())) > 1 and not force:
+        trained = ", ".join(f"{p.name} v{p.to_version} (run {runs[p.name]})" for p in plans)
+        raise LineageError(
+            f"not rolling back: the earlier champions come from several runs ({trained}); "
+            "--force rolls back anyway"
+        )
+    _apply_moves(
+        client, [_Move(p.name, p.to_version, p.history, drop_challenger=False) for p in plans]
+    )
     return plans
 
 

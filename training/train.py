@@ -267,10 +267,14 @@ def train_and_log(
         str(result.data.get("learner", config.learner)),
         f"eval-{latest.date()}" if latest is not None else "",
     )
+    # kill -9 cannot be caught: end earlier runs of this host whose process is gone
+    tracking.fail_abandoned_runs(client, [exp_id])
     with (
+        tracking.failing_on_termination(),  # SIGTERM and Ctrl-C end the run FAILED
         mlflow.start_run(experiment_id=exp_id, run_name=name) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        tracking.log_process()
         folder = Path(tmp)
         git = tracking.log_git_commit(Path(__file__).resolve().parents[1])
         dirty = " (uncommitted changes)" if git["git_dirty"] == "true" else ""

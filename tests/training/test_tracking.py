@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import signal
 import subprocess
+import sys
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -92,6 +94,9 @@ def estimators() -> dict[str, object]:
         # its signature lists every column it reads, so load_version accepts it
         "loadable": classifier([*FEATURES, "stage_code", "n_purchases"]),
         "clv": clv_model.fit(train, clv[:400], valid, clv[400:]),
+        "loadable_clv": ClvRegressor(
+            [*FEATURES, "stage_code", "n_purchases"], params=small, threads=1, **fit
+        ).fit(train, clv[:400], valid, clv[400:]),
     }
 
 
@@ -116,6 +121,7 @@ def register(store, estimator, evaluation_set, *, name: str, task: str = "churn"
     """Log an estimator and its evaluation set in a new run; return the new version."""
     client, _, _ = store
     with mlflow.start_run(experiment_id=experiment_id(client, "tests")):
+        mlflow.log_dict({}, tracking.SUMMARY_FILE)  # promote takes finished runs' versions only
         tracking.log_evaluation_set(task, evaluation_set)
         version = log_estimator(
             estimator,
@@ -420,6 +426,7 @@ def register_in(
     with mlflow.start_run(experiment_id=experiment_id(client, "projects")) as run:
         if lineage is not None:
             tracking.log_lineage(lineage)
+        mlflow.log_dict({}, tracking.SUMMARY_FILE)
         tracking.log_evaluation_set(task, evaluation_set)
         version = log_estimator(
             estimator,
@@ -675,3 +682,243 @@ def test_the_event_log_is_an_mlflow_dataset_input_with_its_fingerprint(store, tm
     tags = {t.key: t.value for t in first.tags}
     assert tags["fingerprint"] == data["fingerprint"] and tags["rows"] == "1234"
     assert tags["mlflow.data.context"] == "training"
+
+
+# --- promotion is one consistent set (issue 17, point 2) --------------------------------------
+
+SETS = Lineage("sets", "shop", FEATURES_ID, "sha256:s")
+SET_NAMES = {"churn": "sets-churn", "clv": "sets-clv"}
+
+
+def log_models(estimators, evaluation, models: dict[str, str]) -> dict[str, str]:
+    """Log and register ``{task: estimator key}`` in the active run; return the versions."""
+    run_id = mlflow.active_run().info.run_id
+    versions = {}
+    for task, key in models.items():
+        estimator = estimators[key]
+        features = evaluation[task].drop(columns="label").astype("float64")
+        tracking.log_evaluation_set(task, features.assign(label=evaluation[task]["label"]))
+        version = log_estimator(
+            estimator,
+            task=task,
+            registered_name=SET_NAMES[task],
+            input_example=features,
+            lineage=SETS,
+            record=model_record(estimator, run_id, SETS),
+        )
+        versions[task] = str(version.version)
+    return versions
+
+
+def train_run(store, estimators, evaluation, models: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """One finished run registering several models, like `lifecycle train`."""
+    client, _, _ = store
+    with mlflow.start_run(experiment_id=experiment_id(client, "sets")) as run:
+        tracking.log_lineage(SETS)
+        versions = log_models(estimators, evaluation, models)
+        mlflow.log_dict({}, tracking.SUMMARY_FILE)
+    return run.info.run_id, versions
+
+
+KILLED_TRAIN = """
+import os
+import signal
+import sys
+
+import joblib
+import mlflow
+
+from lifecycle.models.store import connect
+from lifecycle.training import tracking
+
+uri, folder = sys.argv[1], sys.argv[2]
+estimator, example, evaluation, lineage = joblib.load(f"{folder}/killed.joblib")
+client = connect(uri)
+mlflow.start_run(experiment_id=tracking.experiment_id(client, "sets"))
+tracking.log_process()
+tracking.log_lineage(lineage)
+tracking.log_evaluation_set("churn", evaluation)
+tracking.log_estimator(
+    estimator, task="churn", registered_name="sets-churn", input_example=example, lineage=lineage
+)
+os.kill(os.getpid(), signal.SIGKILL)  # killed before clv and summary.json
+"""
+
+
+def current_set(client) -> dict[str, tuple[str, str]]:
+    loaded = load_champions(client, project="sets", names=SET_NAMES, tasks=["churn", "clv"])
+    return {t: (m.version, m.run_id) for t, m in loaded.items()}
+
+
+def test_promotion_moves_one_runs_models_together_and_never_a_killed_run(
+    store, estimators, evaluation, tmp_path
+):
+    client, uri, _ = store
+    run_a, va = train_run(
+        store, estimators, evaluation, {"churn": "loadable", "clv": "loadable_clv"}
+    )
+    assert [p.status for p in promote(client, project="sets")] == ["first champion"] * 2
+    assert current_set(client) == {t: (va[t], run_a) for t in ("churn", "clv")}
+
+    # a `lifecycle train` killed with SIGKILL after registering its churn challenger
+    features = evaluation["churn"].drop(columns="label").astype("float64")
+    bundle = (estimators["loadable"], features, features.assign(label=evaluation["churn"]["label"]))
+    joblib.dump((*bundle, SETS), tmp_path / "killed.joblib")
+    killed_train = subprocess.run(  # a fresh process, as `lifecycle train` is
+        [sys.executable, "-c", KILLED_TRAIN, uri, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed_train.returncode == -signal.SIGKILL, killed_train.stderr[-2000:]
+    killed = client.get_model_version(SET_NAMES["churn"], aliases(client, "sets-churn")[CHALLENGER])
+    assert killed.run_id != run_a
+    assert client.get_run(killed.run_id).info.status == "RUNNING"
+
+    for force in (False, True):
+        [churn, clv] = promote(client, project="sets", force=force)
+        assert (churn.status, churn.forceable, churn.run_id) == ("refused", False, killed.run_id)
+        assert "not FINISHED" in churn.reason and "finished training runs" in churn.reason
+        assert clv.status == "no challenger"
+        assert current_set(client) == {t: (va[t], run_a) for t in ("churn", "clv")}
+    run = client.get_run(killed.run_id)  # the next command ended it
+    assert run.info.status == "FAILED"
+    assert "was gone" in run.data.tags[tracking.ENDED_TAG]
+
+    result = invoke(uri, "promote", "--project", "sets")
+    assert result.exit_code == 1
+    assert "nothing of that run moved" in result.stderr and "--force promotes" not in result.stderr
+
+
+def test_a_refused_model_holds_back_its_run_mates(store, estimators, evaluation):
+    client, uri, _ = store
+    SET_NAMES_B = {"churn": "held-churn", "clv": "held-clv"}
+    SET_NAMES.update(SET_NAMES_B)  # this test's own models (same project "sets" lineage)
+    try:
+        _, va = train_run(store, estimators, evaluation, {"churn": "good", "clv": "loadable_clv"})
+        promote(client, list(SET_NAMES_B.values()), project="sets")
+        run_b, vb = train_run(
+            store, estimators, evaluation, {"churn": "bad", "clv": "loadable_clv"}
+        )
+        [churn, clv] = promote(client, list(SET_NAMES_B.values()), project="sets")
+        assert churn.status == "refused" and churn.forceable
+        assert clv.status == "refused" and clv.run_id == run_b
+        assert clv.reason.startswith(f"held back with its run {run_b}: held-churn v{vb['churn']}")
+        assert "it alone: mae" in clv.reason
+        assert aliases(client, "held-clv") == {CHAMPION: va["clv"], CHALLENGER: vb["clv"]}
+        assert aliases(client, "held-churn") == {CHAMPION: va["churn"], CHALLENGER: vb["churn"]}
+
+        # naming one model of a run is refused too: its run-mate would stay behind
+        result = invoke(uri, "promote", "--project", "sets", "--model", "held-clv", "--force")
+        assert result.exit_code == 1
+        assert "held-churn" in result.stderr and "was not named" in result.stderr
+        assert aliases(client, "held-clv")[CHAMPION] == va["clv"]
+
+        [churn, clv] = promote(client, list(SET_NAMES_B.values()), project="sets", force=True)
+        assert (churn.status, clv.status) == ("forced", "forced")
+        for name, task in (("held-churn", "churn"), ("held-clv", "clv")):
+            assert aliases(client, name) == {CHAMPION: vb[task]}
+            assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == [va[task]]
+    finally:
+        for task in SET_NAMES_B:
+            SET_NAMES[task] = f"sets-{task}"
+
+
+def test_rollback_goes_back_two_steps_with_every_model_together(store, estimators, evaluation):
+    client, uri, _ = store
+    SET_NAMES.update({"churn": "steps-churn", "clv": "steps-clv"})
+    names = ["steps-churn", "steps-clv"]
+    try:
+        runs = []
+        for _ in range(3):
+            runs.append(
+                train_run(
+                    store, estimators, evaluation, {"churn": "loadable", "clv": "loadable_clv"}
+                )
+            )
+            assert all(
+                p.status in ("first champion", "promoted")
+                for p in promote(client, names, project="sets")
+            )
+        (run_a, va), (_, vb), (_, vc) = runs
+        assert json.loads(client.get_registered_model("steps-clv").tags[HISTORY_TAG]) == [
+            va["clv"],
+            vb["clv"],
+        ]
+        result = invoke(
+            uri,
+            "rollback",
+            "--project",
+            "sets",
+            "--model",
+            "steps-churn",
+            "--model",
+            "steps-clv",
+            "--steps",
+            "3",
+        )
+        assert result.exit_code == 2 and "not 3 to go back" in result.stderr
+
+        result = invoke(
+            uri,
+            "rollback",
+            "--project",
+            "sets",
+            "--model",
+            "steps-churn",
+            "--model",
+            "steps-clv",
+            "--steps",
+            "2",
+            "--json",
+        )
+        assert result.exit_code == 0, result.stderr
+        moved = json.loads(result.stdout)["rollbacks"]
+        assert [(r["from_version"], r["to_version"]) for r in moved] == [
+            (vc["churn"], va["churn"]),
+            (vc["clv"], va["clv"]),
+        ]
+        for name, task in (("steps-churn", "churn"), ("steps-clv", "clv")):
+            assert aliases(client, name) == {CHAMPION: va[task]}
+            assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == []
+        loaded = load_champions(client, project="sets", names=SET_NAMES, tasks=["churn", "clv"])
+        assert {m.run_id for m in loaded.values()} == {run_a}
+    finally:
+        SET_NAMES.update({"churn": "sets-churn", "clv": "sets-clv"})
+
+
+def test_a_failed_alias_move_puts_the_models_moved_before_back(store, estimators, evaluation):
+    client, _, _ = store
+    SET_NAMES.update({"churn": "undo-churn", "clv": "undo-clv"})
+    try:
+        _, va = train_run(store, estimators, evaluation, {"churn": "good", "clv": "loadable_clv"})
+        promote(client, ["undo-churn", "undo-clv"], project="sets")
+        _, vb = train_run(store, estimators, evaluation, {"churn": "good", "clv": "loadable_clv"})
+        moves = [
+            tracking._Move("undo-churn", vb["churn"], [va["churn"]], drop_challenger=True),
+            tracking._Move("undo-clv", "999", [va["clv"]], drop_challenger=True),  # no such version
+        ]
+        with pytest.raises(RegistryError, match="nothing moved"):
+            tracking._apply_moves(client, moves)
+        for name, task in (("undo-churn", "churn"), ("undo-clv", "clv")):
+            assert aliases(client, name) == {CHAMPION: va[task], CHALLENGER: vb[task]}
+            assert json.loads(client.get_registered_model(name).tags[HISTORY_TAG]) == []
+    finally:
+        SET_NAMES.update({"churn": "sets-churn", "clv": "sets-clv"})
+
+
+def test_sigterm_during_a_run_ends_it_failed(store):
+    import os
+    import signal
+
+    client, _, _ = store
+    with pytest.raises(SystemExit) as stopped:
+        with (
+            tracking.failing_on_termination(),
+            mlflow.start_run(experiment_id=experiment_id(client, "sets")) as run,
+        ):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
