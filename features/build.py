@@ -26,6 +26,7 @@ from lifecycle.features.definitions import (
     bucket_edges_days,
     feature_definitions,
 )
+from lifecycle.features.io import replace_atomically
 from lifecycle.features.rfm import rfm_columns
 from lifecycle.features.schema import EVENT_SCHEMA, REQUIRED_COLUMNS, STAGES
 
@@ -738,13 +739,19 @@ def monthly_cutoffs(
 
 
 def write_features(features: pd.DataFrame, path: str | Path) -> Path:
-    """Write features to Parquet deterministically (same frame, same bytes)."""
+    """Write features to Parquet deterministically (same frame, same bytes), atomically.
+
+    The file is written beside ``path`` and renamed into place
+    (:func:`lifecycle.features.io.replace_atomically`): a killed run leaves the old file whole.
+    """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(features, preserve_index=False)
     table = table.replace_schema_metadata(None)
-    pq.write_table(table, out, compression="zstd", write_statistics=True)
-    return out
+    return replace_atomically(
+        out,
+        lambda temp: pq.write_table(table, temp, compression="zstd", write_statistics=True),
+    )
 
 
 __all__ = [

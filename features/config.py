@@ -6,6 +6,7 @@ pass it down explicitly.
 
 from __future__ import annotations
 
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -77,6 +78,18 @@ class RfmSettings(_Strict):
     recency: Literal["absolute", "rhythm"] = "absolute"
 
 
+class ValidationRules(_Strict):
+    """What ``validate`` (and the API) accept as a plausible event, beyond value types.
+
+    ``earliest_event``: events before this date (UTC) are quarantined. ``revenue_events``: the
+    event types that may carry non-zero revenue; None means the purchase events plus the refund
+    events. Negative revenue is only accepted on ``features.refund_events``.
+    """
+
+    earliest_event: date = date(1970, 1, 1)
+    revenue_events: tuple[str, ...] | None = None
+
+
 class LifecycleConfig(_Strict):
     """Everything that defines a business's lifecycle, in one object passed down explicitly."""
 
@@ -84,6 +97,7 @@ class LifecycleConfig(_Strict):
     stages: StageRules = StageRules()
     features: FeatureSettings = FeatureSettings()
     rfm: RfmSettings = RfmSettings()
+    validation: ValidationRules = ValidationRules()
 
     @field_validator("vocabulary")
     @classmethod

@@ -10,9 +10,10 @@ their column types, which validation accepts as they are.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from lifecycle.features.mapping import (
 )
 from lifecycle.features.schema import DEFAULT_VOCABULARY, to_canonical_table
 from lifecycle.features.validate import (
+    Plausibility,
     SchemaError,
     ValidationResult,
     as_text,
@@ -79,18 +81,102 @@ def _pick_table(table: str | None, available: Sequence[str], where: str) -> str:
     return table
 
 
-def _read_csv(path: Path, read_options: Mapping[str, Any]) -> pd.DataFrame:
-    """Read a delimited text file with every column as raw text."""
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+"""Delimiters recognised when a file read with one gives a single column."""
+
+
+def _other_delimiter(header: str, used: str) -> str | None:
+    """Return the delimiter a one-column header is split by, if it holds one."""
+    counts = {d: header.count(d) for d in DELIMITERS if d != used}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else None
+
+
+def _decode_hint(path: Path, exc: UnicodeDecodeError, encoding: str) -> str:
+    """Word a decoding error with the fix: the mapping's ``read.encoding``."""
+    return (
+        f"{path}: not valid {encoding} text (byte {exc.object[exc.start : exc.start + 1]!r} at "
+        f"position {exc.start}); name the file's encoding in the mapping, e.g. "
+        "`read: {encoding: latin-1}` (Windows exports: cp1252), and pass it with --mapping"
+    )
+
+
+def csv_options(path: Path, read_options: Mapping[str, Any]) -> dict[str, Any]:
+    r"""Return the ``pandas.read_csv`` options that read a file's columns as raw text.
+
+    Without a ``sep`` option, a file whose header reads as one column holding ``;``, a tab or
+    ``|`` gets that delimiter; with an explicit ``sep``, such a file is an error naming the
+    delimiter it seems to use. Only the header is read.
+
+    Parameters
+    ----------
+    path
+        A delimited text file (compressed too).
+    read_options
+        The mapping's ``read`` options; they win over the defaults.
+
+    Returns
+    -------
+    dict
+        Options for ``pandas.read_csv``.
+
+    Raises
+    ------
+    SourceError
+        When the header cannot be read or decoded, or the explicit delimiter is wrong.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.csv"
+    >>> _ = path.write_text("customer_id;event_ts;event_type\n1;2024-01-01;visit\n")
+    >>> csv_options(path, {})["sep"]
+    ';'
+    """
     options: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_filter": False}
     if path.suffix.lower() == ".tsv" or path.name.lower().endswith(".tsv.gz"):
         options["sep"] = "\t"
     options.update(read_options)
+    given = "sep" in read_options or "delimiter" in read_options
+    with csv_error_context(path, options):
+        try:
+            header = pd.read_csv(path, **(options | {"nrows": 0}))
+        except pd.errors.EmptyDataError:
+            return options
+    if len(header.columns) == 1 and options.get("header", "infer") is not None:
+        used = str(options.get("sep", options.get("delimiter", ",")))
+        other = _other_delimiter(str(header.columns[0]), used)
+        if other is not None and given:
+            raise SourceError(
+                f"{path}: reads as one column with sep {used!r}, but its header looks "
+                f"delimited by {other!r}; set the mapping's `read: {{sep: {other!r}}}`"
+            )
+        if other is not None:
+            options = {k: v for k, v in options.items() if k != "delimiter"} | {"sep": other}
+    return options
+
+
+@contextlib.contextmanager
+def csv_error_context(path: Path, options: Mapping[str, Any]) -> Iterator[None]:
+    """Turn reader errors into one-line :class:`SourceError` messages that name the fix."""
     try:
-        return pd.read_csv(path, **options)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+        yield
+    except UnicodeDecodeError as exc:
+        raise SourceError(_decode_hint(path, exc, str(options.get("encoding", "utf-8")))) from exc
+    except SourceError:
+        raise
+    except (pd.errors.ParserError, OSError, EOFError, ValueError) as exc:
         raise SourceError(f"{path}: cannot be read as CSV: {exc}") from exc
+
+
+def _read_csv(path: Path, read_options: Mapping[str, Any]) -> pd.DataFrame:
+    """Read a delimited text file with every column as raw text (see :func:`csv_options`)."""
+    options = csv_options(path, read_options)
+    with csv_error_context(path, options):
+        try:
+            return pd.read_csv(path, **options)
+        except pd.errors.EmptyDataError:
+            return pd.DataFrame()
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -240,6 +326,7 @@ def load_events(
     table: str | None = None,
     vocabulary: Sequence[str] = DEFAULT_VOCABULARY,
     now: pd.Timestamp | None = None,
+    plausibility: Plausibility | None = None,
 ) -> ValidationResult:
     r"""Read a source (or every source of a mapping) and validate it into canonical events.
 
@@ -259,6 +346,10 @@ def load_events(
         Allowed event types.
     now
         Cut-off for future timestamps; default: the current UTC time.
+    plausibility
+        Earliest date and revenue roles
+        (:meth:`~lifecycle.features.validate.Plausibility.from_config`); default: those of the
+        default lifecycle config.
 
     Returns
     -------
@@ -283,7 +374,9 @@ def load_events(
         for name, spec in mapping.sources.items():
             raw = read_source(spec.path, table=spec.table, read_options=spec.read)
             try:
-                results[name] = validate_events(raw, mapping=spec, vocabulary=vocabulary, now=now)
+                results[name] = validate_events(
+                    raw, mapping=spec, vocabulary=vocabulary, now=now, plausibility=plausibility
+                )
             except SchemaError as exc:
                 problems = [f"source {name!r} ({spec.path}): {p}" for p in exc.problems]
                 raise SchemaError(problems, exc.source_columns) from exc
@@ -291,7 +384,9 @@ def load_events(
     if source is None:
         raise ValueError("no source given: name a file or URL, or use a mapping with sources:")
     raw = read_source(source, table=table, read_options=mapping.read if mapping else None)
-    return validate_events(raw, mapping=mapping, vocabulary=vocabulary, now=now)
+    return validate_events(
+        raw, mapping=mapping, vocabulary=vocabulary, now=now, plausibility=plausibility
+    )
 
 
 def load_customers(
@@ -377,16 +472,46 @@ def load_customers(
     return customers.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _replace_with(path: Path, write: Callable[[Path], object]) -> Path:
-    """Write through ``write`` to a temporary file beside ``path``, then rename it into place."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
+def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write a file through ``write`` to a temporary name beside it, then rename it into place.
+
+    The temporary file (``.NAME.PID.part``) lives in the same folder, so the rename is atomic:
+    a reader, or a command killed at any moment, sees the old file or the new one, never half a
+    file. On an error the temporary file is removed and the old file is left as it was.
+
+    Parameters
+    ----------
+    path
+        The file to write; its folder must exist.
+    write
+        Called with the temporary path; writes the whole content there.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> replace_atomically(target, lambda temp: temp.write_text("new")).read_text()
+    'new'
+    """
+    out = Path(path)
+    temp = _temp_name(out)
     try:
         write(temp)
-        temp.replace(path)
+        temp.replace(out)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    return path
+    return out
+
+
+def _temp_name(path: Path) -> Path:
+    """Return the temporary name :func:`replace_atomically` writes ``path`` under."""
+    return path.with_name(f".{path.name}.{os.getpid()}.part")
 
 
 def write_events(events: pd.DataFrame, path: str | Path) -> Path:
@@ -407,7 +532,7 @@ def write_events(events: pd.DataFrame, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     table = to_canonical_table(events)
-    return _replace_with(out, lambda temp: pq.write_table(table, temp))
+    return replace_atomically(out, lambda temp: pq.write_table(table, temp))
 
 
 def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str, Path]:
@@ -430,16 +555,41 @@ def write_validation(result: ValidationResult, out_dir: str | Path) -> dict[str,
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
-        "events": write_events(result.events, folder / "events.parquet"),
+        "events": folder / "events.parquet",
         "quarantine_csv": folder / "quarantine.csv",
         "quarantine_parquet": folder / "quarantine.parquet",
         "summary": folder / "summary.json",
     }
+    table = to_canonical_table(result.events)
     quarantine = result.quarantine
-    _replace_with(paths["quarantine_csv"], lambda temp: quarantine.to_csv(temp, index=False))
-    _replace_with(
-        paths["quarantine_parquet"], lambda temp: quarantine.to_parquet(temp, index=False)
-    )
     summary = json.dumps(result.summary(), indent=2) + "\n"
-    _replace_with(paths["summary"], lambda temp: temp.write_text(summary, encoding="utf-8"))
+    writers: dict[str, Callable[[Path], object]] = {
+        "events": lambda temp: pq.write_table(table, temp),
+        "quarantine_csv": lambda temp: quarantine.to_csv(temp, index=False),
+        "quarantine_parquet": lambda temp: quarantine.to_parquet(temp, index=False),
+        "summary": lambda temp: temp.write_text(summary, encoding="utf-8"),
+    }
+    replace_together(paths, writers)
     return paths
+
+
+def replace_together(
+    paths: Mapping[str, Path], writers: Mapping[str, Callable[[Path], object]]
+) -> None:
+    """Write every file to its temporary name first, then rename them all, ``summary`` last.
+
+    The slow part (writing) happens while the old files are all still in place; the old
+    summary is removed before the quick renames, so a kill between two renames leaves no
+    summary claiming success for a mixed set.
+    """
+    temps = {key: _temp_name(path) for key, path in paths.items()}
+    try:
+        for key, write in writers.items():
+            write(temps[key])
+        paths["summary"].unlink(missing_ok=True)
+        for key in [k for k in paths if k != "summary"] + ["summary"]:
+            temps[key].replace(paths[key])
+    except BaseException:
+        for temp in temps.values():
+            temp.unlink(missing_ok=True)
+        raise

@@ -28,10 +28,18 @@ Policies
   orders become ``refund`` events with revenue ``-|value|``; a negative quantity, unit price or
   amount outside a refund order is quarantined. Zero values (free items, CDNOW's 80 zero-dollar
   rows) are kept as purchases with zero revenue. Accepted lines are then merged into events.
+- Plausibility (:class:`Plausibility`, from the lifecycle config): an event before
+  ``validation.earliest_event`` (default 1970-01-01; year 0001 is a broken export, not a
+  customer), negative revenue on an event that is not a refund (``features.refund_events``),
+  non-zero revenue on an event type that carries none (a visit; revenue belongs to
+  ``stages.purchase_events`` and ``features.refund_events`` unless ``validation.revenue_events``
+  says otherwise), and a control character (NUL, tab, newline, ...) inside a customer or
+  campaign id are each quarantined with their reason. The API refuses the same events (422).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +50,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.tseries.api import guess_datetime_format
 
+from lifecycle.features.config import LifecycleConfig
 from lifecycle.features.mapping import EventMapping, TransactionMapping
 from lifecycle.features.schema import (
     DEFAULT_VOCABULARY,
@@ -56,6 +65,61 @@ NULL_TOKENS: frozenset[str] = frozenset({"", "na", "n/a", "nan", "nat", "none", 
 _AWARE_TEXT = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$"
 _NUMBER_TEXT = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _TEXT_COLUMNS: tuple[str, ...] = ("currency", "channel", "campaign_id")
+
+_EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+_CONTROL_TEXT = r"[\x00-\x1f\x7f]"
+CONTROL_CHARACTER_MESSAGE = "control character (NUL, tab, newline, ...) in"
+"""Start of the reason given to an id holding a control character; the column name follows."""
+
+
+def has_control_characters(text: str) -> bool:
+    r"""Tell whether a text holds an ASCII control character (NUL, tab, newline, DEL, ...).
+
+    Examples
+    --------
+    >>> has_control_characters("c\x0042"), has_control_characters("c42")
+    (True, False)
+    """
+    return re.search(_CONTROL_TEXT, text) is not None
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """What a plausible event is, beyond the types of its values.
+
+    Parameters
+    ----------
+    earliest_event
+        Events before this instant (UTC) are quarantined.
+    revenue_events
+        Event types that may carry non-zero revenue.
+    refund_events
+        Event types whose revenue may be negative.
+
+    Examples
+    --------
+    >>> Plausibility.from_config(LifecycleConfig()).revenue_events
+    ('purchase', 'refund')
+    """
+
+    earliest_event: pd.Timestamp = _EPOCH
+    revenue_events: tuple[str, ...] = ("purchase", "refund")
+    refund_events: tuple[str, ...] = ("refund",)
+
+    @classmethod
+    def from_config(cls, config: LifecycleConfig) -> Plausibility:
+        """Return the rules of a lifecycle config (``validation``, ``stages``, ``features``)."""
+        rules = config.validation
+        refunds = tuple(config.features.refund_events)
+        revenue = rules.revenue_events
+        if revenue is None:
+            revenue = tuple(dict.fromkeys([*config.stages.purchase_events, *refunds]))
+        return cls(
+            earliest_event=pd.Timestamp(rules.earliest_event).tz_localize("UTC"),
+            revenue_events=tuple(revenue),
+            refund_events=refunds,
+        )
+
 
 QUARANTINE_WARN_SHARE: float = 0.05
 """Share of quarantined rows (overall, or of one source) above which a summary warns loudly.
@@ -106,6 +170,9 @@ class ValidationResult:
     notes: tuple[str, ...] = field(default=())
     sources: Mapping[str, ValidationResult] = field(default_factory=dict)
     """Per source, its own result, when several sources were combined (mode ``sources``)."""
+    event_facts: Mapping[str, Any] | None = None
+    """Customers, event types, first and last time and revenue total of the events, when they
+    were written to disk instead of held in ``events`` (streamed validation)."""
 
     @property
     def quarantined_share(self) -> float:
@@ -151,9 +218,7 @@ class ValidationResult:
         dict
             Plain ``int``/``float``/``str`` values only.
         """
-        events = self.events
-        has_events = len(events) > 0
-        revenue_total = float(events["revenue"].sum()) if events["revenue"].notna().any() else None
+        facts = dict(self.event_facts) if self.event_facts is not None else event_facts(self.events)
         per_source = {
             name: {
                 "rows_in": int(r.rows_in),
@@ -176,16 +241,35 @@ class ValidationResult:
             "mode": self.mode,
             **({"sources": per_source} if per_source else {}),
             "reasons": {k: int(v) for k, v in self.reasons.items()},
-            "customers": int(events["customer_id"].nunique()),
-            "event_types": {
-                str(k): int(v) for k, v in events["event_type"].value_counts().sort_index().items()
-            },
-            "first_event_ts": events["event_ts"].min().isoformat() if has_events else None,
-            "last_event_ts": events["event_ts"].max().isoformat() if has_events else None,
+            "customers": facts["customers"],
+            "event_types": facts["event_types"],
+            "first_event_ts": facts["first_event_ts"],
+            "last_event_ts": facts["last_event_ts"],
             "revenue_source": self.revenue_source,
-            "revenue_total": revenue_total,
+            "revenue_total": facts["revenue_total"],
             "notes": list(self.notes),
         }
+
+
+def event_facts(events: pd.DataFrame) -> dict[str, Any]:
+    """Return the summary facts of canonical events: customers, types, time span, revenue.
+
+    Examples
+    --------
+    >>> event_facts(empty_events())["customers"]
+    0
+    """
+    has_events = len(events) > 0
+    revenue = events["revenue"]
+    return {
+        "customers": int(events["customer_id"].nunique()),
+        "event_types": {
+            str(k): int(v) for k, v in events["event_type"].value_counts().sort_index().items()
+        },
+        "first_event_ts": events["event_ts"].min().isoformat() if has_events else None,
+        "last_event_ts": events["event_ts"].max().isoformat() if has_events else None,
+        "revenue_total": float(revenue.sum()) if revenue.notna().any() else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -465,7 +549,9 @@ def _utc_now(now: pd.Timestamp | None) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def _duplicate_check(raw: pd.DataFrame, keys: Sequence[np.ndarray], key_text: str) -> _Check:
+def _duplicate_check(
+    raw: pd.DataFrame, keys: Sequence[np.ndarray], key_text: str, where: np.ndarray
+) -> _Check:
     """Flag rows identical in every column of ``raw`` to an earlier row, naming that row.
 
     Identical rows share ``keys`` (integer codes derived from those columns), so only rows
@@ -483,7 +569,7 @@ def _duplicate_check(raw: pd.DataFrame, keys: Sequence[np.ndarray], key_text: st
         dup[np.flatnonzero(candidates.to_numpy())] = subset.duplicated(keep="first").to_numpy()
         if dup.any():
             group = subset[subset.duplicated(keep=False).to_numpy()]
-            positions = pd.Series(group.index, index=group.index)
+            positions = pd.Series(where[group.index.to_numpy()], index=group.index)
             by = [group[c] for c in group.columns]
             first_pos = positions.groupby(by, dropna=False, sort=False).transform("min")
             first = first_pos.reindex(raw.index)
@@ -536,6 +622,53 @@ def _transaction_checks(
     return checks, order_id, value, refund
 
 
+def _control_check(name: str, ids: pd.Series) -> _Check:
+    """Flag ids holding a control character (they break logs, CSV files and joins)."""
+    strings = pa.array(ids, type=pa.string(), from_pandas=True)
+    mask = pc.match_substring_regex(strings, _CONTROL_TEXT).fill_null(False)
+    return _Check(
+        f"control_character_in_{name}",
+        np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool),
+        f"{CONTROL_CHARACTER_MESSAGE} {name}",
+    )
+
+
+def _revenue_checks(
+    revenue: np.ndarray,
+    event_type: pd.Series,
+    vocabulary: Sequence[str],
+    rules: Plausibility,
+    *,
+    refunds_checked: bool,
+) -> list[_Check]:
+    """Flag negative revenue outside refunds and non-zero revenue on types that carry none."""
+    known = event_type.isin(list(vocabulary)).to_numpy()
+    value = np.nan_to_num(np.asarray(revenue, dtype=float), nan=0.0)
+    checks: list[_Check] = []
+    if refunds_checked:  # transactions check their own signs, per line
+        refund = event_type.isin(list(rules.refund_events)).to_numpy()
+        checks.append(
+            _Check(
+                "negative_revenue",
+                known & ~refund & (value < 0),
+                "negative revenue on an event that is not a refund (features.refund_events):",
+                event_type,
+            )
+        )
+    carries = event_type.isin(list(rules.revenue_events)).to_numpy()
+    allowed = ", ".join(rules.revenue_events) or "none"
+    checks.append(
+        _Check(
+            "revenue_on_non_revenue_event",
+            known & ~carries & (value != 0),
+            f"revenue on an event type that carries none (only {allowed}; "
+            "validation.revenue_events):",
+            event_type,
+        )
+    )
+    return checks
+
+
 def _reason_text(checks: Sequence[_Check], bad_pos: np.ndarray) -> pd.Series:
     """Join the messages of every failed check per bad row with '; '."""
     reasons = pd.Series(np.full(len(bad_pos), "", dtype=object), dtype="str")
@@ -556,11 +689,13 @@ def _reason_text(checks: Sequence[_Check], bad_pos: np.ndarray) -> pd.Series:
     return reasons
 
 
-def _quarantine(raw: pd.DataFrame, bad_pos: np.ndarray, reasons: pd.Series) -> pd.DataFrame:
+def _quarantine(
+    raw: pd.DataFrame, bad_pos: np.ndarray, reasons: pd.Series, where: np.ndarray
+) -> pd.DataFrame:
     """Return the bad raw rows as text, led by ``source_row`` and ``reason``."""
     bad_rows = raw.iloc[bad_pos]
     data: dict[str, Any] = {
-        "source_row": bad_pos.astype(np.int64),
+        "source_row": where[bad_pos],
         "reason": reasons.to_numpy(),
     }
     for col in raw.columns:
@@ -629,6 +764,8 @@ def validate_events(
     mapping: EventMapping | None = None,
     vocabulary: Sequence[str] = DEFAULT_VOCABULARY,
     now: pd.Timestamp | None = None,
+    plausibility: Plausibility | None = None,
+    positions: np.ndarray | None = None,
 ) -> ValidationResult:
     """Map raw rows onto canonical events, quarantining every bad row with all its reasons.
 
@@ -642,6 +779,12 @@ def validate_events(
         Allowed event types.
     now
         Timestamps after this are quarantined as future; default: the current UTC time.
+    plausibility
+        Earliest date and revenue roles (:meth:`Plausibility.from_config`); default: those of
+        the default lifecycle config.
+    positions
+        Position in the source of each row (default ``0 .. n-1``): what ``source_row`` and
+        duplicate reasons name when ``raw`` is a part of a larger source (streamed validation).
 
     Returns
     -------
@@ -667,6 +810,7 @@ def validate_events(
     raw.columns = pd.Index([str(c) for c in raw.columns])
     sources = _resolve(list(raw.columns), mapping, vocab)
     n = len(raw)
+    where = np.arange(n, dtype=np.int64) if positions is None else np.asarray(positions, np.int64)
     tx = mapping.transactions
     checks: list[_Check] = []
     notes: list[str] = [
@@ -690,6 +834,17 @@ def validate_events(
     checks.append(_Check("missing_timestamp", ts_missing, "missing event_ts"))
     checks.append(_Check("unparsable_timestamp", ts_bad, "unparsable event_ts", raw[ts_source]))
     checks.append(_Check("future_timestamp", future, "event_ts in the future", raw[ts_source]))
+    rules = plausibility if plausibility is not None else Plausibility()
+    early = (event_ts < rules.earliest_event).fillna(False).to_numpy(dtype=bool)
+    checks.append(
+        _Check(
+            "before_earliest_event",
+            early,
+            f"event_ts before {rules.earliest_event.date()} (validation.earliest_event)",
+            raw[ts_source],
+        )
+    )
+    checks.append(_control_check("customer_id", customer_id))
 
     raw_type = _column(raw, sources["event_type"], n)
     event_type = _map_values(raw_type, mapping.event_types)
@@ -716,6 +871,9 @@ def validate_events(
         revenue_source = None
         notes.append("the source has no revenue column: revenue is null for every event")
 
+    checks.extend(_revenue_checks(revenue, event_type, vocab, rules, refunds_checked=tx is None))
+    checks.append(_control_check("campaign_id", _column(raw, sources.get("campaign_id"), n)))
+
     key = list(mapping.duplicate_key) if mapping.duplicate_key is not None else list(raw.columns)
     key_text = "every source column" if mapping.duplicate_key is None else ", ".join(key)
     if mapping.duplicates == "quarantine":
@@ -726,7 +884,7 @@ def validate_events(
         if ts_source in key:
             ts_codes = event_ts.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT"))
             codes.append(ts_codes.view(np.int64))
-        checks.append(_duplicate_check(raw[key], codes, key_text))
+        checks.append(_duplicate_check(raw[key], codes, key_text, where))
         notes.append(
             f"rows with the same {key_text} (duplicate_key): the first is kept, "
             "the rest quarantined"
@@ -738,7 +896,7 @@ def validate_events(
     for check in checks:
         bad |= check.mask
     bad_pos = np.flatnonzero(bad)
-    quarantine = _quarantine(raw, bad_pos, _reason_text(checks, bad_pos))
+    quarantine = _quarantine(raw, bad_pos, _reason_text(checks, bad_pos), where)
     reasons = {c.category: int(c.mask.sum()) for c in checks if c.mask.any()}
 
     ok = ~bad
