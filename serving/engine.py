@@ -7,8 +7,10 @@ the rows into one matrix, run each model once on it (predictions and, when asked
 native Tree SHAP), then write each item's answer. A batch therefore gives exactly the numbers
 the same items give one by one.
 
-Models are pinned at start-up: the versions holding the alias are resolved once and loaded by
-version number, so promoting a new champion does not change a running service.
+Models are pinned by version: the versions holding the alias are resolved once and loaded by
+version number, and an engine never changes its models. A champion change reaches a running
+service as a new engine, loaded and checked beside this one and swapped in whole
+(:mod:`lifecycle.serving.reload`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +40,12 @@ from lifecycle.features.rfm import (
     segment_churn_rates,
 )
 from lifecycle.features.schema import STAGES
-from lifecycle.features.validate import validate_events
+from lifecycle.features.validate import (
+    CONTROL_CHARACTER_MESSAGE,
+    Plausibility,
+    has_control_characters,
+    validate_events,
+)
 from lifecycle.models.lgbm import LifecycleEstimator
 from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
 from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
@@ -54,7 +61,7 @@ from lifecycle.models.store import (
 from lifecycle.models.tasks import REASON_DRIVER, TASKS, Task, spec
 from lifecycle.serving.errors import RequestError
 from lifecycle.serving.explain import explain
-from lifecycle.serving.schemas import ModelInfo, PredictRequest, PredictResponse
+from lifecycle.serving.schemas import ModelInfo, PredictRequest, PredictResponse, ReloadInfo
 from lifecycle.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -139,6 +146,10 @@ class Engine:
     feature_names: list[str] = field(init=False)
     nullable: frozenset[str] = field(init=False)
     typical: dict[str, float] = field(init=False)
+    reload_status: Callable[[], ReloadInfo] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """What the worker's reloads did (:class:`~lifecycle.serving.reload.Reloader`)."""
 
     def __post_init__(self) -> None:
         self.feature_names = feature_columns(self.lifecycle)
@@ -292,15 +303,24 @@ class Engine:
     # ----------------------------------------------------------------- answering
 
     def predict(
-        self, requests: Sequence[PredictRequest], *, batch: bool = False
+        self,
+        requests: Sequence[PredictRequest],
+        *,
+        batch: bool = False,
+        check: Callable[[], None] | None = None,
     ) -> list[PredictResponse]:
         """Answer prediction requests (one, or the items of a batch when ``batch``) in order.
+
+        ``check`` is called between units of work (each item's events, each feature build,
+        the scoring) and raises to stop the work (the service's :class:`~lifecycle.serving.
+        guard.Work`: a timeout, a client gone).
 
         Raises
         ------
         RequestError
             For the first item that cannot be answered (unknown customer, bad feature row,
-            bad events), naming the item and field; nothing is scored in that case.
+            bad events), naming the item and field; nothing is scored in that case. Or the
+            error ``check`` raised.
         """
         if len(requests) > self.max_batch:
             raise RequestError(
@@ -310,7 +330,9 @@ class Engine:
                 [("items", f"at most {self.max_batch} items")],
             )
         prefix = "items" if batch else ""
-        rows = self._resolve(requests, prefix)
+        check = check or _no_check
+        rows = self._resolve(requests, prefix, check)
+        check()
         outputs, contributions = self._score(rows)
         usable = self._eligible(rows.x)
         return [self._answer(rows, i, outputs, contributions, usable) for i in range(len(requests))]
@@ -324,7 +346,9 @@ class Engine:
             row = {name: (None if name in self.nullable else 0.0) for name in self.feature_names}
             self.predict([PredictRequest(features=row)])
 
-    def _resolve(self, requests: Sequence[PredictRequest], prefix: str) -> _Rows:
+    def _resolve(
+        self, requests: Sequence[PredictRequest], prefix: str, check: Callable[[], None]
+    ) -> _Rows:
         n = len(requests)
         x = np.empty((n, len(self.feature_names)), dtype=np.float64)
         ids: list[str | None] = [None] * n
@@ -343,7 +367,7 @@ class Engine:
                 pending_events.append(i)
                 sources[i] = "events"
         if pending_events:
-            self._from_events(requests, pending_events, x, ids, as_of, prefix)
+            self._from_events(requests, pending_events, x, ids, as_of, prefix, check)
         return _Rows(x, ids, as_of, sources, list(requests))
 
     def _looked_up(self, customer_id: str, where: str) -> tuple[FloatArray, datetime]:
@@ -413,6 +437,7 @@ class Engine:
         ids: list[str | None],
         as_of: list[datetime | None],
         prefix: str,
+        check: Callable[[], None],
     ) -> None:
         if self.lookup is None:
             where = f"{prefix}[{items[0]}]." if prefix else ""
@@ -427,6 +452,7 @@ class Engine:
         now = pd.Timestamp.now(tz="UTC")
         frames, cut_of = [], {}
         for i in items:
+            check()
             where = f"{prefix}[{i}]." if prefix else ""
             req = requests[i]
             cut = parse_cutoff(pd.Timestamp(req.as_of)) if req.as_of is not None else now
@@ -437,6 +463,7 @@ class Engine:
             ids[i], as_of[i] = customer, cut.to_pydatetime()
         events = pd.concat(frames, ignore_index=True)
         for cut in sorted({c for _, c in cut_of.values()}):
+            check()  # one feature build per distinct cutoff: the unit of work to stop between
             keys = [key for key, c in cut_of.values() if c == cut]
             subset = events[events["customer_id"].isin(keys)]
             try:
@@ -483,13 +510,21 @@ class Engine:
                 "campaign_id": [e.campaign_id for e in events],
             }
         )
-        result = validate_events(raw, vocabulary=self.lifecycle.vocabulary, now=now)
+        rules = Plausibility.from_config(self.lifecycle)
+        result = validate_events(
+            raw, vocabulary=self.lifecycle.vocabulary, now=now, plausibility=rules
+        )
         quarantine = result.quarantine
         problems = [
             (f"{where}events[{pos}]", str(reason))
             for pos, reason in zip(
                 quarantine["source_row"].tolist(), quarantine["reason"].tolist(), strict=True
             )
+        ]
+        problems += [
+            (f"{where}events[{i}].customer_id", f"{CONTROL_CHARACTER_MESSAGE} customer_id")
+            for i, e in enumerate(events)
+            if e.customer_id is not None and has_control_characters(e.customer_id)
         ]
         late = np.flatnonzero(pd.to_datetime(raw["event_ts"], utc=True) >= cut)
         problems += [
@@ -715,6 +750,7 @@ class Engine:
                     else None
                 ),
                 "currency": self.currency,
+                "reload": self.reload_status() if self.reload_status is not None else None,
             }
         )
 
@@ -733,6 +769,10 @@ def _first_driver(drivers: Sequence[Mapping[str, Any]], direction: str | None) -
 @functools.lru_cache(maxsize=4096)
 def _segment_name(r: int, f: int, m: int, bins: int) -> str:
     return str(rfm_segment(np.array([r]), np.array([f]), np.array([m]), bins)[0])
+
+
+def _no_check() -> None:
+    """Never stop (a prediction made outside a request: warm-up, the page)."""
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -15,7 +15,10 @@ Views are plain functions, which Starlette runs in its thread pool: a customer v
 a DuckDB read of the events) never holds up the API's event loop. The language (English or
 Korean) is a cookie set by ``/lang/<en|ko>``. When the service has an
 API key, the page asks for it once (``/signin``, a form posted to the server) and keeps a
-session cookie derived from it (HttpOnly, SameSite=Strict): the key never appears in a URL.
+session (:class:`Sessions`): a random token in an HttpOnly, SameSite=Strict cookie, Secure over
+https or behind a trusted TLS proxy (``LIFECYCLE_TRUST_PROXY``). The key never appears in a URL
+or a cookie; sign-out ends the session on the server, and a restart ends them all. Wrong keys
+are throttled per address with the API's (429 after ``LIFECYCLE_AUTH_ATTEMPTS``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ import csv
 import hashlib
 import hmac
 import io
+import logging
+import math
+import secrets
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +52,7 @@ from lifecycle.features.rfm import (
 )
 from lifecycle.features.schema import STAGES
 from lifecycle.serving import charts, i18n
-from lifecycle.serving.guard import RUNTIME, Runtime
+from lifecycle.serving.guard import RUNTIME, Runtime, client_address, forwarded_https
 from lifecycle.serving.population import (
     SORTABLE,
     Population,
@@ -60,6 +67,8 @@ SESSION_COOKIE = "lifecycle_session"
 LANG_COOKIE = "lifecycle_lang"
 LIST_ROWS = 200
 TASK_ORDER = ("churn", "next_stage", "clv")
+
+log = logging.getLogger("lifecycle.serving")
 
 templates = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -77,6 +86,7 @@ class PageState:
         self._population: Population | None = None
         self._engine: Any = None
         self.error: str | None = None
+        self.sessions = Sessions()
 
     def population(self, engine: Any = None) -> Population | None:
         """Return the population of ``engine`` (default: the runtime's; None without a table)."""
@@ -91,22 +101,63 @@ class PageState:
 SESSION_SECONDS = 12 * 3600
 
 
-def session_token(key: str, issued: int | None = None) -> str:
-    """Return a session cookie for an API key: its issue time and an HMAC of it under the key.
+class Sessions:
+    """The page's signed-in sessions, held by the worker: a random token each, for 12 hours.
 
-    The key itself is never stored; the server refuses a token older than 12 hours.
+    The cookie holds only the token (never the key, nothing derived from it); the server keeps
+    a hash of it. :meth:`revoke` (sign-out) ends a session at once, and a restart ends them
+    all. Thread-safe (the page's views run in threads); holds at most ``limit`` sessions,
+    dropping the oldest.
+
+    Examples
+    --------
+    >>> sessions = Sessions()
+    >>> token = sessions.issue()
+    >>> sessions.valid(token), sessions.valid("forged")
+    (True, False)
+    >>> sessions.revoke(token)
+    >>> sessions.valid(token)
+    False
     """
-    issued = int(time.time()) if issued is None else issued
-    mac = hmac.new(key.encode(), f"lifecycle-page:{issued}".encode(), hashlib.sha256)
-    return f"{issued}.{mac.hexdigest()}"
+
+    def __init__(self, seconds: float = SESSION_SECONDS, limit: int = 10_000) -> None:
+        self.seconds, self.limit = seconds, limit
+        self._expiry: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        """Start a session; return its token (for the cookie)."""
+        token = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._lock:
+            if len(self._expiry) >= self.limit:
+                for old in [k for k, until in self._expiry.items() if until <= now]:
+                    del self._expiry[old]
+                while len(self._expiry) >= self.limit:
+                    del self._expiry[next(iter(self._expiry))]
+            self._expiry[_digest(token)] = now + self.seconds
+        return token
+
+    def valid(self, token: str) -> bool:
+        """Return whether ``token`` is a live session (issued here, not expired nor revoked)."""
+        if not token:
+            return False
+        key = _digest(token)
+        with self._lock:
+            until = self._expiry.get(key)
+            if until is not None and until <= time.monotonic():
+                del self._expiry[key]
+                until = None
+        return until is not None
+
+    def revoke(self, token: str) -> None:
+        """End the session of ``token`` (nothing happens for an unknown one)."""
+        with self._lock:
+            self._expiry.pop(_digest(token), None)
 
 
-def valid_session(token: str, key: str) -> bool:
-    """Return whether a session cookie was made with ``key`` less than 12 hours ago."""
-    issued, _, _ = token.partition(".")
-    if not issued.isdigit() or time.time() - int(issued) > SESSION_SECONDS:
-        return False
-    return hmac.compare_digest(token, session_token(key, int(issued)))
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
 
 
 def create_app(runtime: Runtime = RUNTIME) -> Starlette:
@@ -117,10 +168,9 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         return "ko" if request.cookies.get(LANG_COOKIE) == "ko" else "en"
 
     def signed_in(request: Request) -> bool:
-        key = runtime.settings.api_key
-        if key is None:
+        if runtime.settings.api_key is None:
             return True
-        return valid_session(request.cookies.get(SESSION_COOKIE, ""), key.get_secret_value())
+        return state.sessions.valid(request.cookies.get(SESSION_COOKIE, ""))
 
     def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         lang = lang_of(request)
@@ -346,27 +396,41 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         return render(request, "signin.html", wrong=False)
 
     async def signin(request: Request) -> Response:
-        key = runtime.settings.api_key
+        settings = runtime.settings
+        key = settings.api_key
         form = await request.form()
         given = str(form.get("key", ""))
         if key is None:
             return RedirectResponse("/", status_code=303)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        address = client_address(request.scope, headers, settings.trust_proxy)
+        wait = runtime.throttle.wait(address)
+        if wait:
+            log.warning("POST /signin: 429, an address refused for too many wrong keys")
+            refused = render(request, "signin.html", status=429, wrong=True)
+            refused.headers["retry-after"] = str(math.ceil(wait))
+            return refused
         if not hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+            runtime.throttle.failed(address)
+            log.warning("POST /signin: 401, a sign-in with a wrong key refused")
             return render(request, "signin.html", status=401, wrong=True)
+        runtime.throttle.succeeded(address)
         response = RedirectResponse("/", status_code=303)
+        https = request.url.scheme == "https"
         response.set_cookie(
             SESSION_COOKIE,
-            session_token(key.get_secret_value()),
+            state.sessions.issue(),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=https or (settings.trust_proxy and forwarded_https(headers)),
             max_age=SESSION_SECONDS,
         )
         return response
 
     async def signout(request: Request) -> Response:
+        state.sessions.revoke(request.cookies.get(SESSION_COOKIE, ""))
         response = RedirectResponse("/signin", status_code=303)
-        response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict")
         return response
 
     async def set_lang(request: Request) -> Response:

@@ -63,8 +63,29 @@ class EventIn(_Strict):
     campaign_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
 
 
+_ONE_INPUT: dict[str, Any] = {
+    # The rule of _exactly_one_input, published: exactly one of the three inputs is not null,
+    # and as_of only with events or features.
+    "oneOf": [
+        {
+            "title": "by customer_id",
+            "required": ["customer_id"],
+            "properties": {"customer_id": {"type": "string"}, "as_of": {"type": "null"}},
+        },
+        {"title": "by events", "required": ["events"], "properties": {"events": {"type": "array"}}},
+        {
+            "title": "by features",
+            "required": ["features"],
+            "properties": {"features": {"type": "object"}},
+        },
+    ]
+}
+
+
 class PredictRequest(_Strict):
     """Score one customer, given exactly one of ``customer_id``, ``events`` or ``features``."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_INPUT)
 
     customer_id: str | None = Field(
         None,
@@ -238,6 +259,36 @@ class ModelInfoRequest(_Strict):
     """model_info takes no parameters (an empty JSON object, or no body)."""
 
 
+class ReloadRequest(_Strict):
+    """reload takes no parameters (an empty JSON object, or no body)."""
+
+
+class ReloadInfo(BaseModel):
+    """The worker's model reloads: what is served and what the last attempt did."""
+
+    poll_seconds: float = Field(
+        description="Seconds between registry checks (LIFECYCLE_RELOAD_SECONDS; 0: only "
+        "POST /reload)."
+    )
+    serving_versions: dict[str, str] = Field(description="Registered name -> version served.")
+    checked_at: datetime | None = Field(None, description="Last time the registry was read.")
+    last_attempt: datetime | None = Field(
+        None, description="Last time a moved alias was loaded (null: never since start-up)."
+    )
+    ok: bool | None = Field(
+        None, description="Whether that attempt is served (false: the old set still serves)."
+    )
+    error: str | None = Field(None, description="Why the last attempt failed.")
+    candidate_versions: dict[str, str] | None = Field(
+        None, description="The versions the last attempt loaded (or tried to)."
+    )
+    last_swap: datetime | None = Field(None, description="When the served set last changed.")
+    swaps: int = Field(0, description="Swaps since start-up.")
+    seconds: float | None = Field(
+        None, description="Load, check and warm-up time of the last swap."
+    )
+
+
 class ServedModelInfo(BaseModel):
     """One served model: registry version, training period and headline metrics."""
 
@@ -264,6 +315,9 @@ class ModelInfo(BaseModel):
     max_batch: int
     uplift: dict[str, str] | None
     currency: str
+    reload: ReloadInfo | None = Field(
+        None, description="Champion changes: the registry checks and the last swap."
+    )
 
 
 class FieldError(BaseModel):

@@ -9,7 +9,9 @@ Endpoints (JSON; schemas in :mod:`lifecycle.serving.schemas`, published at ``/do
 - ``POST /predict``: one customer by ``customer_id``, raw ``events`` or a ``features`` row;
 - ``POST /predict_batch``: up to ``LIFECYCLE_MAX_BATCH`` items, the same answers as one by one;
 - ``POST /model_info`` (and ``GET /model_info``): served versions, training period, headline
-  metrics, the feature list and the limits;
+  metrics, the feature list, the limits and the last reload;
+- ``POST /reload``: serve the versions holding the alias now (:mod:`lifecycle.serving.reload`),
+  as the poll every ``LIFECYCLE_RELOAD_SECONDS`` does;
 - BentoML's ``/livez``, ``/readyz`` and ``/metrics``.
 
 The worker loads the models in a background thread: ``/readyz`` answers 503 until the champion
@@ -41,8 +43,9 @@ from starlette.responses import Response
 
 from lifecycle.serving.engine import BATCH_ROWS, Engine
 from lifecycle.serving.errors import RequestError
-from lifecycle.serving.guard import RUNTIME, STATE_KEY, RequestGuard
+from lifecycle.serving.guard import RUNTIME, STATE_KEY, WORK_KEY, RequestGuard
 from lifecycle.serving.page import create_app
+from lifecycle.serving.reload import Reloader, registry_versions
 from lifecycle.serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -50,6 +53,8 @@ from lifecycle.serving.schemas import (
     ModelInfoRequest,
     PredictRequest,
     PredictResponse,
+    ReloadInfo,
+    ReloadRequest,
 )
 from lifecycle.serving.settings import LAUNCH_DIR, missing_files, resolve_paths
 
@@ -71,7 +76,7 @@ def _error(exc: RequestError, context: bentoml.Context) -> Response:
 
 
 async def _run(
-    engine: Engine, items: list[PredictRequest], *, batch: bool
+    engine: Engine, items: list[PredictRequest], *, batch: bool, request: Request | None = None
 ) -> list[PredictResponse]:
     """Answer on the event loop when quick; in a worker thread when it may take a while.
 
@@ -79,14 +84,24 @@ async def _run(
     hand-off would cost more than it frees. Raw events (a DuckDB query per cutoff) and large
     batches go to a thread, so health checks and other requests are not held up meanwhile.
     """
+    work = request.scope.get("state", {}).get(WORK_KEY) if request is not None else None
+    check = work.check if work is not None else None  # stops the work: timeout, client gone
     slow = len(items) >= BATCH_ROWS or any(item.events is not None for item in items)
     if slow:
-        return await anyio.to_thread.run_sync(functools.partial(engine.predict, items, batch=batch))
-    return engine.predict(items, batch=batch)
+        # abandon_on_cancel: a request cancelled by the traffic timeout answers at once; its
+        # thread stops at its next check, as the guard stops the work when the request ends.
+        return await anyio.to_thread.run_sync(
+            functools.partial(engine.predict, items, batch=batch, check=check),
+            abandon_on_cancel=True,
+        )
+    return engine.predict(items, batch=batch, check=check)
 
 
-def _load(runtime: Any) -> None:
-    """Load, check and warm the engine; record the failure instead of raising."""
+def _load(runtime: Any, reloader: Reloader) -> None:
+    """Load, check and warm the engine; record the failure instead of raising.
+
+    Then the reloader watches the alias (every ``LIFECYCLE_RELOAD_SECONDS``).
+    """
     try:
         # Relative paths are the user's: read them from where the server was started, not
         # from the Bento's folder BentoML moved the worker to.
@@ -95,6 +110,7 @@ def _load(runtime: Any) -> None:
         if problem:
             raise FileNotFoundError(problem)
         settings = runtime.settings = resolve_paths(runtime.settings, base)
+        versions = registry_versions(settings)  # read first: a move while loading is noticed
         engine = Engine.from_settings(settings)
         engine.warm_up()
     except Exception as exc:  # any failure keeps the worker not-ready, with the reason
@@ -110,10 +126,9 @@ def _load(runtime: Any) -> None:
             PAGE.state.page.error = str(exc)
             log.error("the marketer page's tables could not be built: %s", exc)
     runtime.engine = engine
-    # Freeze what start-up allocated (libraries, models, lookup table): later collections
-    # only walk objects created by requests, which keeps GC pauses out of the tail latency.
-    gc.collect()
-    gc.freeze()
+    reloader.started(engine, versions)
+    reloader.start_polling()
+    _freeze_heap()
     log.info(
         "serving %s; lookup table: %s customers",
         ", ".join(f"{n} v{v}" for n, v in engine.versions.items()),
@@ -128,8 +143,10 @@ DESCRIPTION = """Customer lifecycle predictions for one customer (`POST /predict
 interval, RFM segment, explanations in plain sentences and the next-best action.
 
 The version above is the service's code. The models served are the MLflow registry's versions
-holding the alias at start-up: every answer names them in `model_versions`, and
-`GET /model_info` lists them with their training period, metrics and features.
+holding the alias; a move of the alias is loaded, checked and swapped in without a restart
+(checked every `LIFECYCLE_RELOAD_SECONDS`, and on `POST /reload`). Every answer names the
+versions that made it in `model_versions`, and `GET /model_info` lists them with their training
+period, metrics and features, and under `reload` the last swap or failed attempt.
 
 Errors are JSON `{"error": code, "message": sentence, "fields": [{"field", "message"}]}`.
 When the service has an API key, send `Authorization: Bearer <key>` or `X-API-Key: <key>`."""
@@ -168,7 +185,11 @@ class DescribedService(bentoml.Service[Any]):
 
     @property
     def openapi_spec(self) -> Any:
-        """The OpenAPI document BentoML generates, with this API's own ``info``."""
+        """The API's exact OpenAPI document (:mod:`lifecycle.serving.contract`), its ``info``."""
+        import yaml
+
+        from lifecycle.serving.contract import openapi_document
+
         spec = super().openapi_spec
         info = attrs.evolve(
             spec.info,
@@ -177,7 +198,27 @@ class DescribedService(bentoml.Service[Any]):
             description=DESCRIPTION,
             contact=None,
         )
-        return attrs.evolve(spec, info=info)
+        base = attrs.evolve(spec, info=info).asdict()
+        api_key = RUNTIME.settings.api_key is not None
+        # `bentoml build` writes the document into the Bento as YAML.
+        yaml.add_representer(
+            OpenAPIDocument, lambda dumper, doc: dumper.represent_dict(doc.asdict())
+        )
+        return OpenAPIDocument(openapi_document(base, api_key=api_key))
+
+
+class OpenAPIDocument:
+    """The document served at ``/docs.json``: BentoML serves what ``asdict`` returns.
+
+    BentoML's own specification classes cannot hold OpenAPI 3.1 schemas or security schemes.
+    """
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def asdict(self) -> dict[str, Any]:
+        """Return the document as JSON-ready data."""
+        return self.document
 
 
 @bentoml.service(
@@ -211,7 +252,8 @@ class LifecycleService:
         log.info("loading the models holding %r", settings.alias)
         self.runtime.engine, self.runtime.failure = None, None
         self.runtime.loading.clear()
-        threading.Thread(target=_load, args=(self.runtime,), daemon=True).start()
+        self.reloader = Reloader(self.runtime, prepare=_prepare_page, swapped=_freeze_heap)
+        threading.Thread(target=_load, args=(self.runtime, self.reloader), daemon=True).start()
 
     def __is_ready__(self) -> bool:
         """Ready once the engine is loaded, checked and warmed up."""
@@ -226,7 +268,8 @@ class LifecycleService:
         """Predict for one customer: given by id, by raw events, or by a feature row."""
         request = _validated(context.request, PredictRequest, fields)
         try:
-            answer = (await _run(self.runtime.engine, [request], batch=False))[0]
+            engine = self.runtime.engine
+            answer = (await _run(engine, [request], batch=False, request=context.request))[0]
         except RequestError as exc:
             return _error(exc, context)
         return _json(answer)
@@ -237,10 +280,36 @@ class LifecycleService:
         request = _validated(context.request, BatchRequest, fields)
         engine = self.runtime.engine
         try:
-            answers = await _run(engine, request.items, batch=True)
+            answers = await _run(engine, request.items, batch=True, request=context.request)
         except RequestError as exc:
             return _error(exc, context)
         return _json(BatchResponse(items=answers, model_versions=engine.versions))
+
+    @bentoml.api(route="/reload", input_spec=ReloadRequest, output_spec=ReloadInfo)
+    async def reload(self, context: bentoml.Context, **fields: Any) -> Response:
+        """Serve the versions holding the alias now: load, check, warm up, then swap.
+
+        Nothing changes when no version moved. When the new set fails its checks the old
+        one keeps serving and the answer is 409 ``reload_failed`` with the reason (also in
+        ``/model_info`` under ``reload``). Needs the API key when the service has one.
+        """
+        _validated(context.request, ReloadRequest, fields)
+        # abandon_on_cancel: past the traffic timeout the caller gets BentoML's 504 at once; the
+        # reload goes on in its thread and /model_info tells how it ended.
+        info = await anyio.to_thread.run_sync(self.reloader.reload, abandon_on_cancel=True)
+        if info.ok is False and info.last_attempt == info.checked_at:  # failed just now
+            candidate = ", ".join(f"{n} v{v}" for n, v in (info.candidate_versions or {}).items())
+            return _error(
+                RequestError(
+                    409,
+                    "reload_failed",
+                    f"the versions holding the alias ({candidate or 'unknown'}) were not "
+                    f"loaded: {info.error}; still serving the previous set",
+                    [],
+                ),
+                context,
+            )
+        return _json(info)
 
     @bentoml.api(route="/model_info", input_spec=ModelInfoRequest, output_spec=ModelInfo)
     async def model_info(self) -> Response:
@@ -252,6 +321,28 @@ def _validated(request: Request, model: type[Any], fields: dict[str, Any]) -> An
     """Return the request the guard validated, else one rebuilt from BentoML's fields."""
     parsed = request.scope.get("state", {}).get(STATE_KEY)
     return parsed if isinstance(parsed, model) else model.model_validate(fields)
+
+
+def _freeze_heap() -> None:
+    """Freeze what start-up (or a swap) allocated: libraries, models, lookup table.
+
+    Later collections only walk objects created by requests, which keeps GC pauses out of the
+    tail latency. A replaced engine is still freed: by reference counting, when the last
+    request using it ends (memory stays flat over repeated swaps; docs/serving.md).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def _prepare_page(engine: Engine) -> None:
+    """Build the marketer page's tables for a reloaded engine before it is served."""
+    page = PAGE.state.page
+    try:
+        page.population(engine)
+    except Exception as exc:
+        page.error = str(exc)
+        raise
+    page.error = None
 
 
 PAGE = create_app(RUNTIME)

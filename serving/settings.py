@@ -57,8 +57,47 @@ class ServeSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, every API call must carry it (Bearer or X-API-Key)."
     )
+    max_cost: int = Field(
+        6000,
+        ge=1,
+        description="Most work one request may ask for, in cost units (about a millisecond of "
+        "one core each; see lifecycle.serving.guard.request_cost): above it, 422.",
+    )
+    max_cost_in_flight: int = Field(
+        12000,
+        ge=1,
+        description="Most work in progress at once in one worker: a request that would go over "
+        "it waits outside, with 429 and Retry-After (a request alone is always let in).",
+    )
+    work_timeout: float = Field(
+        8.0,
+        gt=0,
+        le=10,
+        description="Seconds a request's work may run: then it stops, between units of work, "
+        "and the answer is 504 (below the service's 10 s traffic timeout).",
+    )
+    body_timeout: float = Field(
+        5.0, gt=0, description="Seconds a request body may take to arrive: then 408."
+    )
+    trust_proxy: bool = Field(
+        False,
+        description="Behind a TLS-terminating proxy: believe its X-Forwarded-Proto / Forwarded "
+        "(the page's cookie is then Secure) and X-Forwarded-For (the address throttled).",
+    )
+    auth_attempts: int = Field(
+        5, ge=1, description="Wrong keys or sign-ins one address may try per auth_window."
+    )
+    auth_window: float = Field(
+        60.0, gt=0, description="Seconds over which auth_attempts are counted; the 429 lasts it."
+    )
     tracking_uri: str | None = Field(
         None, description="MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db."
+    )
+    reload_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between checks of which versions hold the alias; a move is "
+        "loaded, checked and swapped in without a restart (0: only on POST /reload).",
     )
 
     @field_validator("project")

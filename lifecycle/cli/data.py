@@ -101,6 +101,14 @@ def validate(
     mapping: MappingOpt = None,
     table: TableOpt = None,
     config: ConfigOpt = None,
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            envvar="LIFECYCLE_MEMORY_LIMIT",
+            help="Memory cap, e.g. 2GB: a CSV file is validated in parts sized to it, so any "
+            "file size fits; running out is a one-line error.",
+        ),
+    ] = "2GB",
     as_json: JsonOpt = False,
 ) -> None:
     """Validate an event log and split it into accepted events and a quarantine.
@@ -110,6 +118,10 @@ def validate(
     (canonical, ready for `features`; give it OUT or OUT/events.parquet), quarantine.csv and
     quarantine.parquet (each bad row with its reason) and summary.json.
     Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
+    Implausible rows are quarantined too: events before validation.earliest_event (config),
+    negative revenue outside refunds, revenue on event types that carry none, control
+    characters in ids. A CSV file (without transactions) is streamed within --memory-limit;
+    the outputs are written to temporary files and renamed, summary.json last.
     EVENTS may be a mapping YAML with `sources:` (order lines, campaign receipts, redemptions,
     sign-ups, ...): every source is validated and they become one log; the quarantine names
     each row's source. More than 5% of rows quarantined (overall or in one source) prints a
@@ -117,17 +129,46 @@ def validate(
     """
     check_events(events)
     from lifecycle.features.io import load_events, write_validation
-    from lifecycle.features.validate import SchemaError
+    from lifecycle.features.mapping import EventMapping
+    from lifecycle.features.streaming import (
+        OutOfMemory,
+        can_stream,
+        parse_size,
+        validate_csv_to_folder,
+    )
+    from lifecycle.features.validate import Plausibility, SchemaError
 
     cfg = load_config(config)
+    try:
+        parse_size(memory_limit)
+    except ValueError as exc:
+        raise fail(str(exc), EXIT_USAGE) from exc
     log, loaded = read_mapping(events, mapping)
+    rules = Plausibility.from_config(cfg)
+    out_of_memory = f"out of memory validating {events} under --memory-limit {memory_limit}"
     with progress("validating", total=None, enabled=not as_json):
         try:
-            result = load_events(log, mapping=loaded, table=table, vocabulary=cfg.vocabulary)
+            if table is None and can_stream(log, loaded):
+                assert log is not None  # noqa: S101 - can_stream checked it
+                result, paths = validate_csv_to_folder(
+                    log,
+                    out,
+                    mapping=loaded if isinstance(loaded, EventMapping) else None,
+                    vocabulary=cfg.vocabulary,
+                    plausibility=rules,
+                    memory_limit=memory_limit,
+                )
+            else:
+                result = load_events(
+                    log, mapping=loaded, table=table, vocabulary=cfg.vocabulary, plausibility=rules
+                )
+                paths = write_validation(result, out)
+        except OutOfMemory as exc:
+            raise fail(str(exc), EXIT_FAILED) from exc
+        except MemoryError as exc:  # pyarrow's ArrowMemoryError too
+            raise fail(f"{out_of_memory}: raise the limit or free memory", EXIT_FAILED) from exc
         except (SchemaError, FileNotFoundError, ValueError) as exc:
             raise fail(str(exc), EXIT_FAILED) from exc
-        try:
-            paths = write_validation(result, out)
         except OSError as exc:
             raise fail(f"cannot write to {out}: {exc}", EXIT_FAILED) from exc
     summary = result.summary() | {"out": {k: str(v) for k, v in paths.items()}}

@@ -152,11 +152,14 @@ def open_events(
             rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
             return source, {"events": int(rows), "rows_quarantined": 0}
     from lifecycle.features.io import load_events
-    from lifecycle.features.validate import SchemaError
+    from lifecycle.features.validate import Plausibility, SchemaError
 
     log, loaded = read_mapping(source, mapping)
     try:
-        result = load_events(log, mapping=loaded, table=table, vocabulary=config.vocabulary)
+        rules = Plausibility.from_config(config)
+        result = load_events(
+            log, mapping=loaded, table=table, vocabulary=config.vocabulary, plausibility=rules
+        )
     except (SchemaError, FileNotFoundError, ValueError) as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
     if result.rows_accepted == 0:

@@ -56,20 +56,25 @@ def promote(
         bool,
         typer.Option(
             "--force",
-            help="Promote every challenger whatever its score, data set or feature config.",
+            help=(
+                "Promote finished runs' challengers whatever their score, data set or feature "
+                "config (never a killed or unfinished run's)."
+            ),
         ),
     ] = False,
     project: ProjectOpt = "lifecycle",
     tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Promote each model's challenger to champion if it is at least as good.
+    """Promote the challengers of one training run to champion, together, if they are as good.
 
-    Challenger and champion are scored on the challenger's evaluation set (ROC AUC, or MAE
-    for CLV). A challenger trained on another data set or feature configuration than the
-    champion is refused without scoring. The previous champion is kept in the model's
-    champion_history, so `rollback` can restore it. Exits with 1 when a challenger is
-    refused (--force overrides).
+    Only versions of runs that finished are promoted (a killed run's never, not even with
+    --force); runs of this host whose process is gone are first ended as FAILED. Challenger
+    and champion are scored on the challenger's evaluation set (ROC AUC, or MAE for CLV). A
+    challenger trained on another data set or feature configuration than the champion is
+    refused without scoring. The models of one run move together: when one is refused, none
+    moves. The previous champions are kept in each model's champion_history, so `rollback`
+    can restore them. Exits with 1 when a challenger is refused.
     """
     check_store(tracking_uri)  # before MLflow is imported
     from mlflow.exceptions import MlflowException
@@ -87,7 +92,12 @@ def promote(
     refused = [p for p in promotions if p.status == "refused"]
     if refused:
         why = "; ".join(f"{p.name}: {p.reason}" for p in refused)
-        raise fail(f"challenger refused ({why}); --force promotes it anyway", EXIT_FAILED)
+        hint = (
+            "--force promotes it anyway"
+            if all(p.forceable for p in refused)
+            else "nothing of that run moved"
+        )
+        raise fail(f"challenger refused ({why}); {hint}", EXIT_FAILED)
 
 
 def rollback(
@@ -96,18 +106,29 @@ def rollback(
         bool,
         typer.Option(
             "--force",
-            help="Roll back even to a version of another data set or feature config.",
+            help=(
+                "Roll back even to versions of another data set or feature config, or of "
+                "several runs."
+            ),
         ),
     ] = False,
+    steps: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="How many champions to go back: 1 is the previous one, 2 the one before.",
+        ),
+    ] = 1,
     project: ProjectOpt = "lifecycle",
     tracking_uri: TrackingUriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move champion back to the previous champion of each model.
+    """Move champion back to an earlier champion of each model, all models together.
 
-    Default: every model of the project that has an earlier champion. Exits with 2 when there
-    is none to roll back to, and with 1 when the earlier champion comes from another data set
-    or feature configuration (--force overrides).
+    Default: every model of the project that has an earlier champion, one step back (each
+    model keeps its last 20). Exits with 2 when there is none (or too few) to roll back to,
+    and with 1 when the earlier champions come from another data set or feature
+    configuration, or from several runs (--force overrides).
     """
     check_store(tracking_uri)  # before MLflow is imported
     from mlflow.exceptions import MlflowException
@@ -117,7 +138,7 @@ def rollback(
 
     try:
         rollbacks = rollback_models(
-            _client(tracking_uri), model or None, project=project, force=force
+            _client(tracking_uri), model or None, project=project, force=force, steps=steps
         )
     except LineageError as exc:
         raise fail(_one_line(exc), EXIT_FAILED) from exc

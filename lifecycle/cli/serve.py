@@ -4,6 +4,10 @@ The checks (the port is free, :func:`lifecycle.serving.settings.missing_models`:
 a champion of each model; Typer checks the files named) take a second or two and turn the usual
 first-run mistakes into a one-line error with exit code 2, instead of a server that starts and
 never becomes ready, or BentoML's traceback.
+
+``/metrics`` gets a Prometheus folder of its own (:func:`metrics_dir`): BentoML's default,
+``~/bentoml/prometheus_multiproc_dir``, is shared by every BentoML server of the user, which mixes
+their counts and wipes the others' files at each start.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import typer
 from lifecycle.cli.options import EXIT_USAGE, AliasOpt, ProjectOpt, TrackingUriOpt, fail
 
 SERVICE = "lifecycle.serving.service:LifecycleService"
+METRICS_DIR = "LIFECYCLE_METRICS_DIR"
+"""The variable naming the Prometheus folder BentoML's server is given (see :func:`metrics_dir`)."""
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The folder holding ``serving/``: BentoML's working directory."""
 
@@ -57,6 +63,44 @@ def port_taken(host: str, port: int) -> str | None:
                 )
             return f"cannot listen on {host}:{port}: {exc.strerror}; check --host and --port"
     return None
+
+
+def metrics_dir(port: int, given: Path | None = None) -> Path:
+    """Return the Prometheus multiprocess folder of the server on ``port``.
+
+    BentoML empties its folder when a server starts and every worker writes its counters
+    there: one folder per service keeps the counts apart and a restart from touching another
+    service's files. Default: ``lifecycle-metrics-<port>`` in BentoML's home (``$BENTOML_HOME``,
+    else ``~/bentoml``), beside BentoML's shared folder rather than inside it (BentoML deletes
+    that one whole).
+
+    Examples
+    --------
+    >>> metrics_dir(3000, Path("/srv/metrics"))
+    PosixPath('/srv/metrics')
+    >>> metrics_dir(3001).name
+    'lifecycle-metrics-3001'
+    """
+    if given is not None:
+        return given.expanduser().resolve()
+    home = Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml").expanduser()
+    return home.resolve() / f"lifecycle-metrics-{port}"
+
+
+def run_bentoml() -> None:
+    """Run BentoML's command line (``sys.argv[1:]``) with the folder ``$LIFECYCLE_METRICS_DIR``.
+
+    BentoML has no option nor variable for its Prometheus folder, only its dependency
+    container's setting: set it here, in the process that starts the server and its workers.
+    """
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml_cli.cli import cli
+
+    folder = os.environ.get(METRICS_DIR)
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        BentoMLContainer.prometheus_multiproc_dir.set(folder)
+    cli(args=sys.argv[1:], prog_name="bentoml")
 
 
 def serve(
@@ -99,6 +143,15 @@ def serve(
     ] = 1000,
     project: ProjectOpt = "lifecycle",
     tracking_uri: TrackingUriOpt = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-dir",
+            help="Prometheus folder of this server's /metrics (emptied at start). Default: "
+            "lifecycle-metrics-<port> in BentoML's home, one per service.",
+            file_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve predictions over HTTP (BentoML) until stopped with Ctrl-C.
 
@@ -127,6 +180,7 @@ def serve(
         "LIFECYCLE_ALIAS": alias,
         "LIFECYCLE_PROJECT": project,
         "LIFECYCLE_MAX_BATCH": str(max_batch),
+        METRICS_DIR: str(metrics_dir(port, metrics)),
     }
     for name, value in (
         ("LIFECYCLE_EVENTS", events),
@@ -147,6 +201,7 @@ def serve(
         f"{'API key required' if os.environ.get('LIFECYCLE_API_KEY') else 'no API key'})",
         err=True,
     )
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    args = [bentoml, "serve", SERVICE, "--host", host, "--port", str(port)]
-    os.execv(bentoml, [*args, "--working-dir", str(PROJECT_ROOT)])  # noqa: S606
+    # BentoML's command line, run through run_bentoml so its Prometheus folder is this one's.
+    start = "from lifecycle.cli.serve import run_bentoml; run_bentoml()"
+    args = [sys.executable, "-c", start, "serve", SERVICE, "--host", host, "--port", str(port)]
+    os.execv(sys.executable, [*args, "--working-dir", str(PROJECT_ROOT)])  # noqa: S606

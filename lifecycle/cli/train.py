@@ -321,8 +321,10 @@ def score(
         raise fail(str(exc).splitlines()[0], EXIT_USAGE) from exc
     except ValueError as exc:  # a cutoff before any event
         raise fail(str(exc), EXIT_USAGE) from exc
+    from lifecycle.features.io import replace_atomically
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    scores.to_parquet(out, index=False)
+    replace_atomically(out, lambda temp: scores.to_parquet(temp, index=False))
     seconds = time.perf_counter() - began
     summary = {
         "customers": len(scores),

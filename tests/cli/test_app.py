@@ -72,6 +72,9 @@ def test_only_tracking_uri_and_project_read_the_environment():
         for param in command.params
         if param.envvar
     }
+    # The memory cap of `validate` belongs to the machine, not the project (issue 17).
+    assert ("validate", "memory_limit") in readers
+    readers.discard(("validate", "memory_limit"))
     assert {param for _, param in readers} == {"tracking_uri", "project"}
     assert {name for name, param in readers if param == "project"} == {
         name for name, param in readers if param == "tracking_uri"

@@ -520,8 +520,43 @@ def test_model_info_and_openapi(client: TestClient, engine: Engine) -> None:
     assert "/model_info" in spec["info"]["description"]
     assert "BentoML" not in json.dumps(spec["info"])  # not BentoML's boilerplate README
     assert {"/predict", "/predict_batch", "/model_info"} <= set(spec["paths"])
-    schema = json.dumps(spec["paths"]["/predict"])
-    assert "customer_id" in schema and "events" in schema
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/PredictRequest"}
+    assert {"customer_id", "events"} <= set(
+        spec["components"]["schemas"]["PredictRequest"]["properties"]
+    )
+
+
+def test_openapi_is_exact(client: TestClient, settings: ServeSettings) -> None:
+    """Nulls, every status, the key's two headers and GET /model_info, as the service does."""
+    spec = client.get("/docs.json").json()
+    assert spec["openapi"] == "3.1.0"  # schemas are JSON Schema: null is a type
+    schemas = spec["components"]["schemas"]
+    answer = schemas["PredictResponse"]["properties"]
+    assert answer["next_stage"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert {"type": "null"} in answer["churn_risk"]["anyOf"]
+    assert {"type": "null"} in schemas["Clv"]["properties"]["median"]["anyOf"]
+    assert "oneOf" in schemas["PredictRequest"]  # exactly one of customer_id, events, features
+    assert set(spec["paths"]["/model_info"]) == {"get", "post"}
+    predict = spec["paths"]["/predict"]["post"]["responses"]
+    assert {"200", "400", "404", "408", "413", "415", "422", "429", "503", "504"} <= set(predict)
+    assert predict["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert "Retry-After" in predict["503"]["headers"]
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["apiKey"]["name"] == "X-API-Key" and schemes["apiKey"]["in"] == "header"
+    assert "security" not in spec["paths"]["/predict"]["post"]  # no key: nothing to send
+    assert "401" not in predict
+    RUNTIME.settings = settings.model_copy(update={"api_key": SecretStr(KEY)})
+    keyed = client.get("/docs.json").json()  # the document stays open
+    operation = keyed["paths"]["/model_info"]["get"]
+    assert operation["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert {"401", "429"} <= set(operation["responses"])
+    assert "security" not in keyed["paths"]["/readyz"]["get"]
+    for path in ("/readyz", "/livez"):
+        assert set(keyed["paths"][path]["get"]["responses"]) == {"200", "503"}
 
 
 def test_not_ready_is_503(world: World) -> None:
