@@ -132,6 +132,9 @@ bench-training-time: $(STAMP) ## Wall time of lifecycle train on 100,000 simulat
 bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starlette floor (the demo's models, else builds a small world)
 	$(BIN)/python benchmarks/serving_latency.py --duration 15
 
+bench-reliability: $(STAMP) ## Champion swaps under load (promote, rollback), a soak with memory growth, kills at every write (~15 min; QUICK=1: ~5)
+	$(BIN)/python benchmarks/reliability.py $(if $(QUICK),--quick,)
+
 bento: bento-requirements ## Build the Bento of the service (no Docker needed); then see docs/serving.md
 	$(BIN)/bentoml build
 
@@ -144,4 +147,4 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) build .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
 
-.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bento bento-requirements clean
+.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bench-reliability bento bento-requirements clean
