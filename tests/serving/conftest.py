@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -108,3 +109,20 @@ def client(world: World) -> Iterator[TestClient]:
             assert time.monotonic() < deadline, "service never became ready"
             time.sleep(0.2)
         yield test_client
+
+
+API_KEY = "page-key-1234"
+"""The API key of the ``keyed`` client."""
+
+
+@pytest.fixture
+def keyed(client: TestClient) -> Iterator[TestClient]:
+    """The session's client against the service with :data:`API_KEY` set, without cookies."""
+    from lifecycle.serving.guard import RUNTIME
+
+    saved = RUNTIME.settings
+    RUNTIME.settings = saved.model_copy(update={"api_key": SecretStr(API_KEY)})
+    client.cookies.clear()
+    yield client
+    RUNTIME.settings = saved
+    client.cookies.clear()

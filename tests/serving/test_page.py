@@ -5,28 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 
 import pytest
 from markupsafe import escape
-from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from lifecycle.features.formatting import percent
 from lifecycle.features.glossary import Lang, segment_name, text
 from lifecycle.serving.guard import RUNTIME
 
-KEY = "page-key-1234"
-
-
-@pytest.fixture
-def keyed(client: TestClient) -> Iterator[TestClient]:
-    saved = RUNTIME.settings
-    RUNTIME.settings = saved.model_copy(update={"api_key": SecretStr(KEY)})
-    client.cookies.clear()
-    yield client
-    RUNTIME.settings = saved
-    client.cookies.clear()
+from .conftest import API_KEY as KEY
 
 
 def a_buyer(client: TestClient) -> str:

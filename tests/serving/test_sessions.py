@@ -4,28 +4,16 @@ wrong keys throttled, each refusal logged without the key; metrics in a folder p
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from lifecycle.cli.serve import metrics_dir
 from lifecycle.serving.guard import RUNTIME
 from lifecycle.serving.page import SESSION_COOKIE, Sessions
 
-KEY = "session-key-9876"
-
-
-@pytest.fixture
-def keyed(client: TestClient) -> Iterator[TestClient]:
-    saved = RUNTIME.settings
-    RUNTIME.settings = saved.model_copy(update={"api_key": SecretStr(KEY)})
-    client.cookies.clear()
-    yield client
-    RUNTIME.settings = saved
-    client.cookies.clear()
+from .conftest import API_KEY as KEY
 
 
 def sign_in(client: TestClient, key: str = KEY, **headers: str) -> object:
