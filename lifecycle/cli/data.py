@@ -105,8 +105,8 @@ def validate(
         str,
         typer.Option(
             envvar="LIFECYCLE_MEMORY_LIMIT",
-            help="Memory cap, e.g. 2GB: a CSV file is validated in parts sized to it, so any "
-            "file size fits; running out is a one-line error.",
+            help="Memory cap, e.g. 2GB: CSV and Parquet sources are validated in parts sized "
+            "to it, so any file size fits; running out is a one-line error.",
         ),
     ] = "2GB",
     as_json: JsonOpt = False,
@@ -120,22 +120,16 @@ def validate(
     Rows in = rows accepted + rows quarantined. Exits with 1 when no row is usable.
     Implausible rows are quarantined too: events before validation.earliest_event (config),
     negative revenue outside refunds, revenue on event types that carry none, control
-    characters in ids. A CSV file (without transactions) is streamed within --memory-limit;
-    the outputs are written to temporary files and renamed, summary.json last.
+    characters in ids. CSV and Parquet sources (order lines and several sources too) are
+    streamed within --memory-limit; databases are read whole. The outputs are written to
+    temporary files and renamed, summary.json last.
     EVENTS may be a mapping YAML with `sources:` (order lines, campaign receipts, redemptions,
     sign-ups, ...): every source is validated and they become one log; the quarantine names
     each row's source. More than 5% of rows quarantined (overall or in one source) prints a
     warning: it usually means a mapping problem.
     """
     check_events(events)
-    from lifecycle.features.io import load_events, write_validation
-    from lifecycle.features.mapping import EventMapping
-    from lifecycle.features.streaming import (
-        OutOfMemory,
-        can_stream,
-        parse_size,
-        validate_csv_to_folder,
-    )
+    from lifecycle.features.streaming import OutOfMemory, parse_size, validate_to_folder
     from lifecycle.features.validate import Plausibility, SchemaError
 
     cfg = load_config(config)
@@ -148,21 +142,15 @@ def validate(
     out_of_memory = f"out of memory validating {events} under --memory-limit {memory_limit}"
     with progress("validating", total=None, enabled=not as_json):
         try:
-            if table is None and can_stream(log, loaded):
-                assert log is not None  # noqa: S101 - can_stream checked it
-                result, paths = validate_csv_to_folder(
-                    log,
-                    out,
-                    mapping=loaded if isinstance(loaded, EventMapping) else None,
-                    vocabulary=cfg.vocabulary,
-                    plausibility=rules,
-                    memory_limit=memory_limit,
-                )
-            else:
-                result = load_events(
-                    log, mapping=loaded, table=table, vocabulary=cfg.vocabulary, plausibility=rules
-                )
-                paths = write_validation(result, out)
+            result, paths = validate_to_folder(
+                log,
+                out,
+                mapping=loaded,
+                table=table,
+                vocabulary=cfg.vocabulary,
+                plausibility=rules,
+                memory_limit=memory_limit,
+            )
         except OutOfMemory as exc:
             raise fail(str(exc), EXIT_FAILED) from exc
         except MemoryError as exc:  # pyarrow's ArrowMemoryError too
