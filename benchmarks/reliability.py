@@ -6,9 +6,11 @@ What a site-reliability engineer would page on, measured on one world (`make ben
    service serves the first. A steady open-loop load at a share of the service's measured
    closed-loop throughput runs while the second run is promoted and then rolled back, each
    followed by ``POST /reload`` (the poll would notice too, a few seconds later). Reported:
-   failed requests (any non-200), p99 in the seconds after each move against the steady p99
-   before it, and the time from each registry move to the first answer naming the new
-   versions.
+   failed requests (any non-200), the time from each registry move to the first answer
+   naming the new versions, and p99 against the steady p99 before the move in two windows:
+   the swap itself (the load and check ``/model_info`` reports, plus one second), and the
+   whole phase after the move, which also holds the ``lifecycle`` command run on the same
+   cores (its imports take a core for seconds; in production it runs elsewhere).
 2. **Soak.** The same load for ``--soak`` seconds; the server's resident memory (its process
    tree) is sampled every 5 s: growth from the first to the last minute.
 3. **Kills at the write.** ``validate``, ``features`` and ``score`` are run onto an existing good
@@ -218,13 +220,28 @@ def throughput(url: str, ids: list[str], seconds: float, clients: int = 4) -> fl
     return done / seconds
 
 
-def served_versions(base: str) -> dict[str, str]:
-    """Return the versions ``/model_info`` says are being served."""
+def model_info(base: str) -> dict[str, Any]:
+    """Return the service's ``/model_info`` answer."""
     info = httpx.post(
         f"{base}/model_info", json={}, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
     )
     info.raise_for_status()
-    return {m["name"]: str(m["version"]) for m in info.json()["models"].values()}
+    return info.json()
+
+
+def served_versions(info: dict[str, Any]) -> dict[str, str]:
+    """Return the versions a ``/model_info`` answer says are being served."""
+    return {m["name"]: str(m["version"]) for m in info["models"].values()}
+
+
+def swap_window(info: dict[str, Any], margin: float = 1.0) -> tuple[float, float] | None:
+    """Return the monotonic-clock span of the last swap (its load and check), plus ``margin``."""
+    reload = info.get("reload") or {}
+    if not reload.get("last_swap") or reload.get("seconds") is None:
+        return None
+    end_wall = datetime.fromisoformat(reload["last_swap"]).timestamp()
+    end = end_wall - (time.time() - time.monotonic())
+    return end - float(reload["seconds"]), end + margin
 
 
 def swap(
@@ -249,6 +266,9 @@ def swap(
     time.sleep(phase)
     after = load.window(moved_at, time.monotonic())
     failed = [s for s in after if s.status != 200]
+    info = model_info(base)
+    span = swap_window(info)
+    during_swap = load.window(*span) if span else []
     return {
         "move": " ".join(move),
         "reload_status": reload.status_code,
@@ -258,7 +278,10 @@ def swap(
         "failed_statuses": sorted({s.status for s in failed}),
         "p99_ms_before": p99(before),
         "p99_ms_during": p99(after),
-        "served_after": served_versions(base),
+        "swap_seconds": None if span is None else round(span[1] - span[0] - 1.0, 2),
+        "requests_during_swap": len(during_swap),
+        "p99_ms_during_swap": p99(during_swap),
+        "served_after": served_versions(info),
     }
 
 

@@ -11,8 +11,10 @@ their column types, which validation accepts as they are.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -499,6 +501,7 @@ def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Pat
     'new'
     """
     out = Path(path)
+    _remove_stale_parts(out)
     temp = _temp_name(out)
     try:
         write(temp)
@@ -509,9 +512,69 @@ def replace_atomically(path: str | Path, write: Callable[[Path], object]) -> Pat
     return out
 
 
+def replace_folder_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Fill a folder through ``write`` under a temporary name beside it, then rename it into place.
+
+    Like :func:`replace_atomically` for a folder of files (a training report and its plots): a
+    reader, or a command killed at any moment, finds the whole folder or none of it. An existing
+    folder at ``path`` is moved aside, replaced, then deleted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "report"
+    >>> done = replace_folder_atomically(target, lambda d: (d / "a.txt").write_text("x"))
+    >>> sorted(p.name for p in done.iterdir())
+    ['a.txt']
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(out)
+    temp = _temp_name(out)
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
+    try:
+        temp.mkdir()
+        write(temp)
+        if out.exists():
+            out.rename(old)
+        temp.rename(out)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def _temp_name(path: Path) -> Path:
     """Return the temporary name :func:`replace_atomically` writes ``path`` under."""
     return path.with_name(f".{path.name}.{os.getpid()}.part")
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers that were killed (their process is gone).
+
+    A killed writer leaves ``.NAME.PID.part`` beside the target; the next write of the same
+    target removes it. A part whose process still runs (a concurrent writer) is left alone.
+    """
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        pid = part.name[len(path.name) + 2 : -len(".part")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def write_events(events: pd.DataFrame, path: str | Path) -> Path:

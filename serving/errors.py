@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from lifecycle.features.validate import CONTROL_CHARACTER_MESSAGE
+
 
 class RequestError(Exception):
     """A client's mistake: an HTTP status, a code, a sentence and the fields at fault.
@@ -82,5 +84,7 @@ def validation_fields(exc: ValidationError) -> list[dict[str, str]]:
     problems = []
     for err in exc.errors(include_url=False, include_context=False, include_input=False):
         message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch":  # the only pattern: ids (schemas.ID_PATTERN)
+            message = f"{CONTROL_CHARACTER_MESSAGE} {err['loc'][-1]}"
         problems.append({"field": field_path(tuple(err["loc"])), "message": message})
     return problems

@@ -3,7 +3,9 @@
 The worker reads which versions hold the alias (every ``LIFECYCLE_RELOAD_SECONDS``, and on
 ``POST /reload``). When they moved, it loads and checks the new set beside the one it serves,
 exactly as at start-up (:meth:`Engine.from_settings`: signatures, records, one project, the
-lookup table), makes one full prediction with it, then switches with one reference
+lookup table), makes one full prediction with it and builds the marketer page's population,
+all in a child process at a low CPU priority (:mod:`lifecycle.serving.candidate`: the
+requests keep the cores and the interpreter lock), then switches with one reference
 assignment (``runtime.engine = new``). A request reads that reference once and keeps the
 engine it started with, so requests in flight finish on the old set and every answer names
 the versions that made it; the old set is freed when the last of them finishes. A new set that
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from lifecycle.serving.candidate import Candidate, load_candidate
 from lifecycle.serving.engine import Engine
 from lifecycle.serving.schemas import ReloadInfo
 from lifecycle.serving.settings import ServeSettings
@@ -37,6 +40,9 @@ otherwise load a set that was never promoted (new churn, old CLV).
 """
 SETTLE_READS = 5
 """Most reads while the aliases keep moving; then the attempt waits for the next check."""
+CALL_WAIT_SECONDS = 6.0
+"""``POST /reload`` waits this long for its attempt (under the 10 s traffic timeout); a longer
+load answers 202 and goes on, and ``/model_info`` says when it ended (``reload.loading``)."""
 
 
 def registry_versions(settings: ServeSettings) -> dict[str, str]:
@@ -80,10 +86,13 @@ class Reloader:
         The worker's runtime: its ``settings`` (paths resolved) and ``engine`` (the one
         reference every request reads).
     load
-        Loads and checks an engine for the settings (default :meth:`Engine.from_settings`).
+        Loads and checks an engine for the settings in this process (tests); default: load
+        it, and the page's population, in a child process
+        (:func:`~lifecycle.serving.candidate.load_candidate`).
     prepare
-        Called with a checked, warmed new engine before it is served (the marketer page
-        builds its tables for it); a failure there is logged and does not stop the swap.
+        Called with the checked, warmed candidate before it is served (the marketer page
+        adopts its population, or builds it); a failure there is logged and does not stop
+        the swap.
     swapped
         Called after a swap (the service freezes the new set's heap, as after start-up).
 
@@ -99,8 +108,8 @@ class Reloader:
         self,
         runtime: Any,
         *,
-        load: Callable[[ServeSettings], Engine] = Engine.from_settings,
-        prepare: Callable[[Engine], None] | None = None,
+        load: Callable[[ServeSettings], Engine] | None = None,
+        prepare: Callable[[Candidate], None] | None = None,
         swapped: Callable[[], None] | None = None,
     ) -> None:
         self.runtime = runtime
@@ -110,6 +119,9 @@ class Reloader:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._calls = threading.Lock()
+        self._call: threading.Event | None = None
+        """Set when the attempt a call started has ended."""
         self._loaded: dict[str, str] | None = None
         """Registry versions read before loading the engine being served."""
         self._failed: dict[str, str] | None = None
@@ -175,16 +187,39 @@ class Reloader:
             self._record(checked_at=_now())  # still moving: the next check loads where it stops
             return self._info
 
+    def start(self) -> threading.Event:
+        """Begin an attempt in its own thread, unless one started by a call still runs.
+
+        ``POST /reload`` waits on the returned event for a few seconds and answers 202 when
+        the load takes longer; the attempt goes on and ``/model_info`` tells how it ended.
+        """
+        with self._calls:
+            if self._call is None or self._call.is_set():
+                done = threading.Event()
+
+                def attempt() -> None:
+                    try:
+                        self.reload()
+                    except Exception as exc:  # never let the thread die silently
+                        log.error("reload failed: %s", _line(exc))
+                    finally:
+                        done.set()
+
+                threading.Thread(target=attempt, name="lifecycle-reload-call", daemon=True).start()
+                self._call = done
+            return self._call
+
     def _swap(self, wanted: dict[str, str]) -> ReloadInfo:
         started = time.perf_counter()
+        self._record(loading=True)
         try:
-            engine = self._load(self.runtime.settings)
-            engine.warm_up()
+            candidate = self._build()
         except Exception as exc:  # any failure keeps the old set serving
             return self._failure(_line(exc), wanted)
+        engine = candidate.engine
         if self._prepare is not None:
             try:
-                self._prepare(engine)
+                self._prepare(candidate)
             except Exception as exc:  # the page's tables; the API does not depend on them
                 log.error("reload: the marketer page's tables could not be built: %s", _line(exc))
         engine.reload_status = self.info
@@ -204,6 +239,7 @@ class Reloader:
             last_swap=now,
             swaps=self._info.swaps + 1,
             seconds=round(time.perf_counter() - started, 3),
+            loading=False,
         )
         log.info(
             "reload: now serving %s (was %s), loaded and checked in %.1f s",
@@ -212,6 +248,17 @@ class Reloader:
             time.perf_counter() - started,
         )
         return self._info
+
+    def _build(self) -> Candidate:
+        """Load, check and warm the new set (and its page population, out of process)."""
+        settings = self.runtime.settings
+        if self._load is None:
+            return load_candidate(
+                settings, timeout=settings.reload_timeout, niceness=settings.reload_niceness
+            )
+        engine = self._load(settings)
+        engine.warm_up()
+        return Candidate(engine, None, None)
 
     def _failure(self, reason: str, wanted: dict[str, str] | None) -> ReloadInfo:
         self._failed = wanted
@@ -231,6 +278,7 @@ class Reloader:
             serving_versions=dict(serving),
             candidate_versions=wanted,
             seconds=None,
+            loading=False,
         )
         return self._info
 

@@ -99,6 +99,20 @@ class ServeSettings(BaseSettings):
         description="Seconds between checks of which versions hold the alias; a move is "
         "loaded, checked and swapped in without a restart (0: only on POST /reload).",
     )
+    reload_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a new set may take to load and check (in a child process at the "
+        "low CPU priority); after that the attempt fails and the old set keeps serving.",
+    )
+    reload_niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU priority (nice) of the process that loads a new set: 19 uses only "
+        "idle CPU (the requests' latency is untouched, but a saturated service may wait long "
+        "for the swap); 0 competes equally with the requests.",
+    )
 
     @field_validator("project")
     @classmethod

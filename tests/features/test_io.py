@@ -16,6 +16,8 @@ from lifecycle.features.io import (
     load_customers,
     load_events,
     read_source,
+    replace_atomically,
+    replace_folder_atomically,
     write_events,
     write_validation,
 )
@@ -387,3 +389,41 @@ def test_load_events_online_retail_reconciles():
     assert pd.Timestamp("2011-07-01 07:16", tz="UTC") in by_customer.loc[["16317"]].tolist()
     assert pd.Timestamp("2011-01-04 10:00", tz="UTC") in by_customer.loc[["13313"]].tolist()
     assert (result.events["currency"] == "GBP").all()
+
+
+def _dead_pid() -> int:
+    """A process id that no process has now (a child that has exited and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_writers_part_is_removed_by_the_next_write_and_a_live_ones_is_kept(tmp_path):
+    target = tmp_path / "lookup.parquet"
+    dead = tmp_path / f".lookup.parquet.{_dead_pid()}.part"
+    live = tmp_path / f".lookup.parquet.{os.getppid()}.part"  # a running process: a writer
+    other = tmp_path / f".other.parquet.{_dead_pid()}.part"  # another target's: not ours
+    for part in (dead, live, other):
+        part.write_text("half a file")
+    replace_atomically(target, lambda temp: temp.write_text("new"))
+    assert target.read_text() == "new"
+    assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "report"
+    replace_folder_atomically(target, lambda d: (d / "a.html").write_text("one"))
+
+    def fails(folder: Path) -> None:
+        (folder / "a.html").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_folder_atomically(target, fails)
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]  # no part left, the old one kept
+    assert (target / "a.html").read_text() == "one"
+    replace_folder_atomically(target, lambda d: (d / "b.html").write_text("two"))
+    assert sorted(p.name for p in target.iterdir()) == ["b.html"]
