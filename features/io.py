@@ -645,6 +645,8 @@ def replace_together(
     summary is removed before the quick renames, so a kill between two renames leaves no
     summary claiming success for a mixed set.
     """
+    for path in paths.values():
+        _remove_stale_parts(path)
     temps = {key: _temp_name(path) for key, path in paths.items()}
     try:
         for key, write in writers.items():
