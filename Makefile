@@ -135,6 +135,9 @@ bench-serving: $(STAMP) ## Serving latency/throughput under wrk vs a bare Starle
 bench-reliability: $(STAMP) ## Champion swaps under load (promote, rollback), a soak with memory growth, kills at every write (~15 min; QUICK=1: ~5)
 	$(BIN)/python benchmarks/reliability.py $(if $(QUICK),--quick,)
 
+bench-policy: $(STAMP) ## Next-best-action plan vs heuristics and the oracle at 5/10/25% budgets, true and IPW/DR (QUICK=1: 3,000 customers)
+	$(BIN)/python benchmarks/policy.py $(if $(QUICK),--quick,)
+
 bento: bento-requirements ## Build the Bento of the service (no Docker needed); then see docs/serving.md
 	$(BIN)/bentoml build
 
@@ -147,4 +150,4 @@ bench-sim: $(STAMP) ## Simulator speed at 100k and 1M customers, and truth vs re
 clean: ## Remove the virtual environment, caches and demo output
 	rm -rf $(VENV) $(DEMO) build .pytest_cache .mypy_cache .ruff_cache mlflow.db mlartifacts reports notebooks/work notebooks/executed
 
-.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bench-reliability bento bento-requirements clean
+.PHONY: help install lint format browser test notebooks lab strip demo serve bench bench-quick bench-quality bench-features bench-sim bench-training bench-training-time bench-serving bench-reliability bench-policy bento bento-requirements clean

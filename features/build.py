@@ -578,6 +578,46 @@ def typical_values(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, float
     return {str(name): float(v) for name, v in medians.items() if pd.notna(v)}
 
 
+def typical_values_by_stage(
+    frame: pd.DataFrame, names: Sequence[str], *, stage_col: str = "stage_code"
+) -> dict[str, dict[str, float]]:
+    """Median of each feature among the customers of each lifecycle stage.
+
+    What the explanations call "a typical customer in this stage": a one-time buyer is
+    compared with other one-time buyers, not with a population where most never bought.
+    Stages without customers are left out, as are features missing for a whole stage.
+
+    Parameters
+    ----------
+    frame
+        One row per customer with the features and the stage code (0 reach ... 4 loyalty).
+    names
+        The features to summarise.
+    stage_col
+        The column holding the stage code.
+
+    Returns
+    -------
+    dict
+        Stage name -> (feature -> median), as :func:`typical_values` per stage.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"stage_code": [2, 2, 3], "n_purchases": [1.0, 1.0, 4.0]})
+    >>> typical_values_by_stage(frame, ["n_purchases"])
+    {'conversion': {'n_purchases': 1.0}, 'retention': {'n_purchases': 4.0}}
+    """
+    if stage_col not in frame.columns:
+        raise ValueError(f"the frame has no stage column {stage_col!r}")
+    codes = pd.to_numeric(frame[stage_col], errors="coerce")
+    out: dict[str, dict[str, float]] = {}
+    for code, stage in enumerate(STAGES):
+        rows = frame[codes == code]
+        if len(rows):
+            out[stage] = typical_values(rows, names)
+    return out
+
+
 def event_time_range(events: EventSource) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Return the first and last event time (UTC); raise ValueError when there are no events."""
     con = connect()

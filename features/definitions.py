@@ -81,6 +81,11 @@ class Feature:
     constraint) and ``sentence`` with ``params`` (the key of its driver sentence and label in
     :mod:`lifecycle.features.glossary`, and the values they quote: window days, event type,
     channel).
+    ``marketing_action`` is true for a feature that counts what marketing did to the customer
+    (campaign offers sent), not what the customer did: it is not a lever, its association with
+    a prediction is not an effect (customers are chosen for offers), and it never justifies an
+    action. A customer's response to an offer (a redemption, a campaign purchase) is behaviour
+    and is not one.
     Intermediate columns have no kind and no sentence.
     """
 
@@ -96,6 +101,7 @@ class Feature:
     churn_direction: Direction = 0
     sentence: str = ""
     params: Mapping[str, str | int] = field(default_factory=dict, hash=False)
+    marketing_action: bool = False
 
     @property
     def internal(self) -> bool:
@@ -115,6 +121,7 @@ def _feature(
     non_negative: bool | None = None,
     bounds: tuple[int, int] | None = None,
     churn_direction: Direction = 0,
+    marketing_action: bool = False,
 ) -> Feature:
     """Build an output feature: its description is its English label in the glossary.
 
@@ -136,6 +143,7 @@ def _feature(
         churn_direction=churn_direction,
         sentence=sentence,
         params=values,
+        marketing_action=marketing_action,
     )
 
 
@@ -511,6 +519,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
             "campaigns",
             "count",
             "campaign_offers",
+            marketing_action=True,
         ),
         _feature(
             "n_campaign_responses",
@@ -525,6 +534,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
             "campaigns",
             "days",
             "last_campaign_offer_ago",
+            marketing_action=True,
         ),
         # Redemptions (a coupon or offer used) are a response role of their own, in the
         # event types of features.redemption_events, whether or not a purchase came with them.
@@ -549,9 +559,11 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
         ),
         _feature(N_LOYALTY, _count("is_loyalty"), "advocacy", "count", "loyalty_signals"),
     ]
+    exposures = set(config.features.exposure_events)
     for event_type in config.vocabulary:
         suffix = _ident(event_type)
         is_type = f"event_type = {_quote(event_type)}"
+        sent = event_type in exposures  # an exposure is an offer marketing sent
         defs.append(
             _feature(
                 f"n_{suffix}",
@@ -560,6 +572,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
                 "count",
                 "event_total",
                 params={"event": event_type},
+                marketing_action=sent,
             )
         )
         defs.append(
@@ -570,6 +583,7 @@ def feature_definitions(config: LifecycleConfig) -> list[Feature]:
                 "count",
                 "event_window",
                 params={"event": event_type, "window": 30},
+                marketing_action=sent,
             )
         )
     channels = config.features.channels

@@ -107,6 +107,71 @@ def money(value: float | None, currency: str | None, lang: Lang = "en") -> str:
     return f"{amount} {currency}" if currency else amount
 
 
+COMPACT_UNITS: dict[str, tuple[tuple[float, str], ...]] = {
+    "en": ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")),
+    "ko": ((1e12, "조"), (1e8, "억"), (1e4, "만")),
+}
+"""The units a compact amount is written in, largest first (Korean counts in 만 and 억)."""
+
+
+def compact_money(value: float | None, currency: str | None, lang: Lang = "en") -> str:
+    """Write an amount at the precision a person reads: three significant digits and a unit.
+
+    Below a thousand (ten thousand in Korean) the amount is written in whole units, with
+    the currency's decimals only under 10 (``7.50 USD``); currencies without minor units
+    (KRW) never get decimals. The exact amount is :func:`money`'s: the page shows it on hover
+    and the CSV keeps it.
+
+    Parameters
+    ----------
+    value
+        The amount.
+    currency
+        ISO code written after the amount (None or empty: the amount alone).
+    lang
+        ``en`` (K, M, B) or ``ko`` (만, 억, 조).
+
+    Returns
+    -------
+    str
+        For instance ``94.4K USD``, ``1.23M KRW`` or ``9.44만 USD``; a dash when missing.
+
+    Examples
+    --------
+    >>> compact_money(94412.35, "USD"), compact_money(1234567, "KRW"), compact_money(7.5, "USD")
+    ('94.4K USD', '1.23M KRW', '7.50 USD')
+    >>> compact_money(94412.35, "USD", "ko"), compact_money(-350.4, "EUR"), compact_money(0, "USD")
+    ('9.44만 USD', '-350 EUR', '0 USD')
+    """
+    if _missing(value):
+        return MISSING
+    amount = float(value)  # type: ignore[arg-type]
+    size = abs(amount)
+    written = ""
+    for scale, unit in COMPACT_UNITS[lang]:
+        if size >= scale * 0.9995:  # 999,600 reads as 1M, never as 1000K
+            scaled = amount / scale
+            digits = max(0, 2 - len(str(int(abs(round(scaled, 2))))) + 1)
+            written = trimmed(tidy(scaled, digits), digits) + unit
+            break
+    if not written:
+        digits = currency_digits(currency) if 0 < size < 10 else 0
+        written = number(amount, lang, digits)
+    return f"{written} {currency}" if currency else written
+
+
+def trimmed(value: float, digits: int) -> str:
+    """Write ``value`` with up to ``digits`` decimals, trailing zeros dropped.
+
+    Examples
+    --------
+    >>> trimmed(94.40, 1), trimmed(1.20, 2), trimmed(120.0, 0)
+    ('94.4', '1.2', '120')
+    """
+    written = f"{value:,.{digits}f}"
+    return written.rstrip("0").rstrip(".") if "." in written else written
+
+
 def date(value: Date, lang: Lang = "en") -> str:
     """Write a date: "Jan 5, 2026" or "2026년 1월 5일".
 

@@ -236,13 +236,20 @@ FEATURE_LABELS: dict[str, Phrase] = _pairs(
         "rfm_r": ("R score (recency)", "R 점수(최근성)"),
         "rfm_f": ("F score (frequency)", "F 점수(빈도)"),
         "rfm_m": ("M score (monetary)", "M 점수(금액)"),
+        # the page's labels with the event or channel already in words (i18n.feature_label)
+        "event_total_named": ("{event_names}, all time", "{event} 횟수"),
+        "event_window_named": (
+            "{event_names} in the last {window} days",
+            "최근 {window}일 {event} 횟수",
+        ),
+        "channel_named": ("events on the {channel} channel", "{channel} 채널 활동 건수"),
     }
 )
 """A feature's short name, by sentence key; ``{window}``, ``{event}`` and ``{channel}`` are
 the feature's parameters."""
 
-_TYPICAL = ("for a typical customer it is {t}", "일반적인 고객의 경우 {t}입니다")
-_TYPICAL_AGO = ("for a typical customer it is {t}", "일반적인 고객의 경우 {t} 전입니다")
+_TYPICAL = ("for {who} it is {t}", "{who}의 경우 {t}입니다")
+_TYPICAL_AGO = ("for {who} it is {t}", "{who}의 경우 {t} 전입니다")
 _NO_PURCHASE = ("No purchase yet", "아직 구매 이력이 없습니다")
 _NO_ACTIVITY = ("No activity recorded yet", "아직 활동 기록이 없습니다")
 _NO_UNIT = ("", "")
@@ -252,8 +259,9 @@ _PURCHASE = ("purchase", "회")
 
 SENTENCES: dict[str, Phrase] = {}
 """Driver sentence parts by ``"<sentence key>.<part>"``; the parts are ``fact`` (with ``{v}``,
-the customer's value), ``missing`` (no value), ``typical`` (with ``{t}``, the typical value)
-and ``unit`` (English: the counted noun, singular; Korean: the counter)."""
+the customer's value), ``missing`` (no value), ``typical`` (with ``{t}``, the typical value, and
+``{who}``, whose it is: ``phrase.typical_customer`` or ``phrase.typical_stage_customer``) and
+``unit`` (English: the counted noun, singular; Korean: the counter)."""
 
 
 def _sentence(
@@ -375,7 +383,7 @@ _sentence(
         "구매 간격이 얼마나 규칙적인지 알 수 있을 만큼 구매 이력이 쌓이지 않았습니다",
     ),
     unit=_DAY,
-    typical=("for a typical customer it is about {t}", "일반적인 고객의 경우 약 {t}입니다"),
+    typical=("for {who} it is about {t}", "{who}의 경우 약 {t}입니다"),
 )
 _sentence(
     "repeat_purchase_days",
@@ -394,7 +402,7 @@ _sentence(
     ),
     _NO_PURCHASE,
     unit=("times", "회"),
-    typical=("for a typical customer it is {t}", _TYPICAL[1]),
+    typical=_TYPICAL,
 )
 _sentence(
     "purchase_gap_ratio",
@@ -424,7 +432,7 @@ for _key, _what_en, _what_ko, _unit in (
             f"최근 {{window}}일 {_what_ko} 변화 정보가 없습니다",
         ),
         unit=_unit,
-        typical=("a typical customer had {t}", _TYPICAL[1]),
+        typical=("{who} had {t}", _TYPICAL[1]),
     )
 _sentence(
     "refunds_total",
@@ -534,7 +542,7 @@ _sentence(
     "stage",
     ("The customer is in the {v} stage", "현재 라이프사이클 단계는 {v} 단계입니다"),
     ("The lifecycle stage is not known", "라이프사이클 단계 정보가 없습니다"),
-    typical=("a typical customer is in the {t} stage", "일반적인 고객은 {t} 단계입니다"),
+    typical=("{who} is in the {t} stage", "{who}은 {t} 단계입니다"),
 )
 _sentence(
     "days_in_stage",
@@ -572,6 +580,41 @@ PHRASES: dict[str, Phrase] = _pairs(
         ),
         "raises": ("raises", "높입니다"),
         "lowers": ("lowers", "낮춥니다"),
+        # Classifiers: the effect in percentage points of the probability (see serving.explain).
+        "effect_points": (
+            "This {verb} {object} by {points}.",
+            "이 점이 {object}{particle} {points} {verb}.",
+        ),
+        "points": ("about {n} points", "약 {n}%p"),
+        "one_point": ("about 1 point", "약 1%p"),
+        "under_a_point": ("less than 1 point", "1%p 미만"),
+        "typical_customer": ("a typical customer", "일반적인 고객"),
+        "typical_stage_customer": (
+            "a typical customer in the {stage} stage",
+            "{stage} 단계의 일반적인 고객",
+        ),
+        # A value that reads as the typical one is not said to raise or lower anything.
+        "as_typical": (
+            "the same as for {who}, so it does not set this customer apart",
+            "{who}{particle} 같아 이 고객을 구별하는 점은 아닙니다",
+        ),
+        # A feature that records a marketing action (definitions.Feature.marketing_action).
+        "not_lever": (
+            "The model links it with a {direction} {subject}{size}; it records a marketing "
+            "action, not the customer's behaviour, so this is an association, not an effect "
+            "of the action.",
+            "모델에서 이 값은 더 {direction} {subject}{particle} 함께 나타납니다{size}. 고객의 "
+            "행동이 아닌 마케팅 조치이므로 상관관계일 뿐 조치의 효과가 아닙니다.",
+        ),
+        "higher": ("higher", "높은"),
+        "lower": ("lower", "낮은"),
+        "size": (" ({amount})", "({amount})"),
+        "subject.next_stage": (
+            "predicted chance of moving to the next stage",
+            "다음 단계로 넘어갈 가능성",
+        ),
+        "subject.churn": ("predicted churn risk", "이탈 위험"),
+        "subject.clv": ("predicted customer value", "예상 고객 가치"),
         "object.next_stage": (
             "the predicted chance of moving to the next stage",
             "다음 단계로 넘어갈 가능성",
@@ -623,6 +666,22 @@ REASONS: dict[str, Phrase] = _pairs(
             "customer undisturbed",
             "이탈 위험이 {churn}인 상황에서 기대 이익이 비용을 넘는 조치가 없으므로 고객을 "
             "방해하지 않습니다",
+        ),
+        # Why a budgeted plan (lifecycle.models.policy) leaves a customer alone.
+        "plan_no_eligible": (
+            "No action of the catalog applies to a {stage} customer in the {segment} segment",
+            "카탈로그의 어떤 조치도 {segment} 세그먼트의 {stage} 단계 고객에게 해당하지 않습니다",
+        ),
+        "plan_no_gain": (
+            "The best action, {action}, is expected to return {gain} for a cost of {cost}, so "
+            "leave the customer undisturbed",
+            "가장 나은 조치인 {action}도 기대 이익({gain})이 비용({cost})보다 작으므로 고객을 "
+            "방해하지 않습니다",
+        ),
+        "plan_over_budget": (
+            "{action} would add {net} net, but the budget goes to customers expected to add more",
+            "{action}의 기대 순이익({net})은 양수이지만, 예산은 기대 이익이 더 큰 고객에게 "
+            "먼저 배정됩니다",
         ),
         "top_driver": ("{reason}. Top driver: {driver}", "{reason}. 주요 요인: {driver}"),
         "end": ("{reason}.", "{reason}."),
@@ -701,6 +760,18 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
             "높이는 경우의 비중입니다. 상관관계이며 원인은 아닙니다.",
         ),
         "raises_in": ("raises it for {share} of customers", "고객의 {share}에서 위험을 높임"),
+        # How a churn driver's value goes with the risk (serving.population.churn_drivers).
+        "raises_when.low_activity": ("Low activity raises the risk", "활동이 적을수록 위험이 높음"),
+        "raises_when.long_inactivity": (
+            "A long time without activity raises the risk",
+            "활동이 없는 기간이 길수록 위험이 높음",
+        ),
+        "raises_when.low": ("Low values raise the risk", "값이 낮을수록 위험이 높음"),
+        "raises_when.high": ("High values raise the risk", "값이 높을수록 위험이 높음"),
+        "raises_when.marketing_action": (
+            "A marketing action: an association, not an effect",
+            "마케팅 조치: 상관관계이며 효과가 아님",
+        ),
         "search": ("Find a customer", "고객 찾기"),
         "customer_id": ("Customer id", "고객 ID"),
         "go": ("Show", "보기"),
@@ -724,9 +795,11 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
         "why": ("Why", "이유"),
         "why_note": (
             "Bars show how each feature pushes the prediction up (right) or down (left), from "
-            "the model's own explanation (SHAP). Correlation, not cause.",
-            "막대는 각 특성이 예측을 높이는지(오른쪽) 낮추는지(왼쪽) 보여 줍니다(SHAP). "
-            "상관관계이며 원인은 아닙니다.",
+            "the model's own explanation (SHAP): for churn risk and the next-stage chance in "
+            "percentage points, for value on the model's log scale. Correlation, not cause.",
+            "막대는 각 특성이 예측을 높이는지(오른쪽) 낮추는지(왼쪽) 보여 줍니다(SHAP). 이탈 "
+            "위험과 다음 단계 가능성은 %p 단위, 고객 가치는 모델의 로그 척도입니다. 상관관계이며 "
+            "원인은 아닙니다.",
         ),
         "what_to_do": ("What to do next", "다음에 할 일"),
         "expected_value": ("expected value", "기대 가치"),
@@ -778,6 +851,135 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
             "and {high}).",
             "앞으로 365일 동안 약 {expected}를 지출할 것으로 예상됩니다(대체로 {low}~{high}).",
         ),
+        # the stage flow and the unknown-customer page (serving/page.py)
+        "flow": ("How customers moved through the stages", "단계 사이의 이동"),
+        "flow_note": (
+            "Customers in each stage on {date} ({days} days earlier) and where they are now. "
+            "Moved on: reached a later stage since.",
+            "{date}({days}일 전)에 각 단계에 있던 고객이 지금 어느 단계에 있는지 보여 줍니다. "
+            "다음 단계로: 그 뒤 더 뒤의 단계에 도달한 고객입니다.",
+        ),
+        "flow_period": ("Look back", "기간"),
+        "n_days": ("{n} days", "{n}일"),
+        "flow_chart": (
+            "Moved on to a later stage within {days} days",
+            "{days}일 안에 다음 단계로 넘어간 비율",
+        ),
+        "k_of_n": ("({k} of {n})", "({n}명 중 {k}명)"),
+        "stage_then": ("Stage then", "당시 단계"),
+        "moved_on": ("Moved on", "다음 단계로"),
+        "stayed": ("Stayed", "그대로"),
+        "moved_back": ("Moved back", "이전 단계로"),
+        "not_yet": ("New since then", "이후 신규 유입"),
+        "flow_where": ("Where each went: customers now in each stage", "단계별 현재 위치(고객 수)"),
+        "flow_needs_events": (
+            "The stage flow needs the event log: start the service with LIFECYCLE_EVENTS "
+            "(lifecycle serve --events).",
+            "단계 사이의 이동을 보려면 이벤트 로그가 필요합니다. LIFECYCLE_EVENTS"
+            "(lifecycle serve --events)로 서비스를 시작하세요.",
+        ),
+        "similar_ids": ("Customers with a similar id", "비슷한 ID의 고객"),
+        # the budgeted plan (/planner, serving/templates/plan.html)
+        "plan_nav": ("Plan", "캠페인 계획"),
+        "plan_title": ("Plan a campaign within a budget", "예산 안에서 캠페인 계획하기"),
+        "plan_intro": (
+            "Whom to contact, and with which action, to earn the most expected incremental "
+            "value net of cost within the budget: at most one action per customer.",
+            "예산 안에서 비용을 뺀 기대 증분 가치가 가장 크도록 누구에게 어떤 액션을 보낼지 "
+            "정합니다. 고객 한 명에게는 액션을 최대 하나만 보냅니다.",
+        ),
+        "plan_budget": ("Budget", "예산"),
+        "plan_kind": ("Budget in", "예산 단위"),
+        "plan_kind_count": ("contacts", "연락 수"),
+        "plan_kind_money": ("money ({currency})", "금액({currency})"),
+        "plan_submit": ("Make the plan", "계획 세우기"),
+        "plan_bad_budget": (
+            "Enter a budget above 0: a whole number of contacts, or an amount of money.",
+            "0보다 큰 예산을 입력하세요. 연락 수는 정수, 금액은 숫자로 입력합니다.",
+        ),
+        "plan_summary": (
+            "Contact {contacts} of {customers} customers for {cost}: expected incremental value "
+            "{net} net of cost (likely between {low} and {high}).",
+            "고객 {customers}명 중 {contacts}명에게 {cost}를 들여 연락하면 비용을 뺀 기대 증분 "
+            "가치는 {net}입니다(대체로 {low}~{high}).",
+        ),
+        "plan_action": ("Action", "액션"),
+        "plan_customers": ("Customers", "고객 수"),
+        "plan_cost": ("Cost", "비용"),
+        "plan_expected": ("Expected incremental value", "기대 증분 가치"),
+        "plan_net": ("Net of cost", "비용 차감 후"),
+        "plan_interval": ("{pct} interval", "{pct} 구간"),
+        "plan_to": (" to ", " ~ "),
+        "plan_total": ("Total", "합계"),
+        "plan_nobody": (
+            "Nobody to contact: no action is expected to pay off for these customers.",
+            "연락할 고객이 없습니다. 이 고객들에게는 비용을 넘는 이익이 기대되는 액션이 없습니다.",
+        ),
+        "plan_left_alone": ("Do nothing", "아무것도 하지 않음"),
+        "plan_no_gain": (
+            "{n} customers: no action's expected gain covers its cost, so contacting them "
+            "would lose money.",
+            "{n}명: 어떤 액션도 기대 이익이 비용을 넘지 않아 연락하면 손해입니다.",
+        ),
+        "plan_no_eligible": (
+            "{n} customers: no action in the catalog applies to their stage and segment.",
+            "{n}명: 카탈로그에 이 고객들의 단계와 세그먼트에 맞는 액션이 없습니다.",
+        ),
+        "plan_over_budget": (
+            "{n} customers: worth contacting, but the budget goes to customers expected to "
+            "earn more.",
+            "{n}명: 연락할 가치는 있지만 예산은 더 큰 이익이 기대되는 고객에게 먼저 씁니다.",
+        ),
+        "plan_download": ("Download CSV", "CSV 내려받기"),
+        "plan_download_note": (
+            "For the campaign tool: every customer to contact, with the action and the exact "
+            "amounts.",
+            "캠페인 도구용: 연락할 모든 고객과 액션, 정확한 금액이 들어 있습니다.",
+        ),
+        "plan_interval_note": (
+            "The interval says how much the total depends on the particular customers, not how "
+            "wrong the uplift estimates may be: the offline evaluation below checks those "
+            "against past campaigns.",
+            "구간은 합계가 어떤 고객이 포함되었는지에 얼마나 좌우되는지를 보여 줄 뿐, 업리프트 "
+            "추정이 얼마나 틀릴 수 있는지는 보여 주지 않습니다. 그것은 아래의 오프라인 평가가 "
+            "과거 캠페인으로 확인합니다.",
+        ),
+        "plan_eval": ("Offline evaluation on past campaigns", "과거 캠페인으로 한 오프라인 평가"),
+        "plan_eval_note": (
+            "What each policy would have earned on the randomised campaign history ({sends} "
+            "sends, {rows} targeted customers), contacting {share} of each send: incremental "
+            "value net of cost per targeted customer, with a {pct} interval. Uplift model "
+            "{model} v{version}.",
+            "무작위 배정된 캠페인 이력({sends}회 발송, 대상 고객 {rows}명)에서 발송마다 "
+            "{share}에게 연락했다면 각 정책이 얻었을 값입니다. 대상 고객 1명당 비용을 뺀 증분 "
+            "가치이며 {pct} 구간을 함께 보여 줍니다. 업리프트 모델 {model} v{version}.",
+        ),
+        "plan_eval_missing": (
+            "There is no offline evaluation of the served uplift model yet. Learn the uplift "
+            "model from campaigns with a control group (lifecycle uplift --events "
+            "events.parquet --campaigns campaigns.parquet) and the same run evaluates the "
+            "plan.",
+            "제공 중인 업리프트 모델의 오프라인 평가가 아직 없습니다. 대조군이 있는 캠페인으로 "
+            "업리프트 모델을 학습하면(lifecycle uplift --events events.parquet --campaigns "
+            "campaigns.parquet) 같은 실행에서 계획을 평가합니다.",
+        ),
+        "plan_eval_unreadable": (
+            "The offline evaluation could not be read from the model registry just now; the "
+            "service log says why.",
+            "지금은 모델 레지스트리에서 오프라인 평가를 읽을 수 없습니다. 이유는 서비스 로그에 "
+            "있습니다.",
+        ),
+        "plan_policy": ("Policy", "정책"),
+        "plan_contacted": ("Contacted", "연락 비율"),
+        "plan_dr": ("Doubly robust", "이중 강건(DR)"),
+        "plan_ipw": ("Inverse propensity", "역성향 가중(IPW)"),
+        "plan_true": ("True (simulation)", "실제 값(시뮬레이션)"),
+        "policy_plan": ("The plan", "이 계획"),
+        "policy_send_nothing": ("Send nothing", "보내지 않음"),
+        "policy_random": ("Random customers", "무작위 고객"),
+        "policy_churn_risk": ("Highest churn risk first", "이탈 위험 높은 순"),
+        "policy_clv": ("Highest CLV first", "CLV 높은 순"),
+        "policy_oracle": ("Oracle (knows the true uplift)", "오라클(실제 업리프트를 앎)"),
     }
 )
 """The marketer page's words (headings, notes, messages and its plain-language sentences)."""
@@ -899,6 +1101,23 @@ def channel_name(channel: str, lang: Lang) -> str:
     if found is not None:
         return found[lang]
     return text("phrase.unknown_channel", lang, name=plain(channel))
+
+
+def _final_consonant(word: str) -> bool:
+    """Whether a Korean word ends in a syllable with a final consonant (batchim)."""
+    last = word[-1]
+    return "가" <= last <= "힣" and (ord(last) - ord("가")) % 28 != 0
+
+
+def with_particle(word: str) -> str:
+    """Return the Korean particle "with" after ``word``: 과 after a final consonant, else 와.
+
+    Examples
+    --------
+    >>> with_particle("이탈 위험"), with_particle("예상 고객 가치")
+    ('과', '와')
+    """
+    return "과" if _final_consonant(word) else "와"
 
 
 def object_particle(word: str) -> str:

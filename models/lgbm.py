@@ -484,6 +484,14 @@ class LifecycleClassifier(_LgbmEstimator):
         prob = _apply_calibrator(self.calibrator_, margin)
         return np.clip(prob, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
 
+    def calibrate(self, raw: FloatArray) -> FloatArray:
+        """Return the calibrated probability of raw outputs (what :meth:`predict_matrix` reports).
+
+        Explanations convert SHAP values (log-odds) to points of this probability.
+        """
+        self._check_fitted()
+        return self._calibrated(np.asarray(raw, dtype=np.float64))
+
     def predict_matrix(self, x: FloatArray, threads: int | None = None) -> dict[str, FloatArray]:
         """Return the task's output for every row of a float64 matrix (no eligibility mask).
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeAlias
@@ -430,6 +430,42 @@ def _no_action_reason(values: Mapping[str, float | None], lang: Lang) -> str:
     return text("reason.no_action_churn", lang, churn=percent(churn, lang))
 
 
+def reason_driver(drivers: Sequence[Mapping[str, Any]], direction: str | None = None) -> str | None:
+    """Pick the driver sentence an action's reason may cite: the strongest that justifies one.
+
+    A driver that records a marketing action (``lever`` false, e.g. campaign offers received)
+    is never cited: it goes with churn risk because customers at risk are sent offers, so
+    citing it would recommend a campaign because of campaigns. Nor is one whose value is as
+    typical as its stage's (``as_typical``), which claims no push.
+
+    Parameters
+    ----------
+    drivers
+        One task's drivers, strongest first, as :func:`lifecycle.serving.explain.explain`
+        gives them (``text``, ``direction``, and ``lever`` and ``as_typical`` when known).
+    direction
+        ``up`` or ``down``: only a driver pushing that way (None: either).
+
+    Returns
+    -------
+    str or None
+        The sentence, or None when no driver qualifies.
+
+    Examples
+    --------
+    >>> offers = {"text": "Offers ...", "direction": "up", "lever": False}
+    >>> recency = {"text": "Last purchase ...", "direction": "up", "lever": True}
+    >>> reason_driver([offers, recency], "up")
+    'Last purchase ...'
+    """
+    for driver in drivers:
+        if not driver.get("lever", True) or driver.get("as_typical", False):
+            continue
+        if direction is None or driver["direction"] == direction:
+            return str(driver["text"])
+    return None
+
+
 def _reason(
     catalog: ActionCatalog,
     best: _Scored,
@@ -522,7 +558,8 @@ def recommend(
     top_drivers
         Top driver sentence per outcome (``next_stage``, ``retention``, ``value``, ``none``):
         the reason cites the one of the chosen action's outcome (``top_driver`` wins when
-        both are given).
+        both are given). Pick each with :func:`reason_driver`, which never picks a marketing
+        action.
 
     Returns
     -------
@@ -587,5 +624,6 @@ __all__ = [
     "default_catalog_path",
     "load_catalog",
     "prediction_values",
+    "reason_driver",
     "recommend",
 ]

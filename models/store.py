@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lifecycle.features.config import LifecycleConfig
 
@@ -223,6 +223,9 @@ class ModelRecord(BaseModel):
     """The task's headline metrics (:attr:`TaskSpec.headline_metrics`) on its evaluation."""
     typical: dict[str, float]
     """Median of each feature over the training population at the evaluation cutoff."""
+    typical_by_stage: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """The same medians per lifecycle stage (records written before them: empty, and
+    explanations compare with :attr:`typical`)."""
     project: str = DEFAULT_PROJECT
     """The project the version belongs to (records written before projects: ``lifecycle``)."""
     dataset: str | None = None

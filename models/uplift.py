@@ -7,6 +7,15 @@ seen) and whether the customer bought within the outcome window. :class:`TwoMode
 per offer, one classifier on treated rows and one on control rows; the estimated uplift of a
 customer is the difference of their two purchase probabilities. Randomisation is what makes the
 difference causal: both arms look alike apart from the treatment.
+
+That difference of two noisy models is mostly noise per customer (its highest values are the
+most over-estimated), so the estimates served are calibrated on the same randomised data and
+stored with the model: the offer's observed effect spread over customers in proportion to their
+chance of buying anyway (a relative lift; a pooled control model gives that chance, far better
+estimated than a difference of two), plus the learner's own estimates shrunk by the slope they
+showed on held-out customers (:func:`calibration_slope` of a doubly robust
+:func:`pseudo_outcome`). Every user of :meth:`TwoModelUplift.predict_matrix` (serving's
+next-best-action, ``lifecycle plan``, the offline evaluation) gets the calibrated estimates.
 """
 
 from __future__ import annotations
@@ -281,6 +290,21 @@ def holdout_mask(customer_ids: pd.Series, *, share: float, seed: int) -> BoolArr
     return np.asarray(picked[codes], dtype=bool)
 
 
+def customer_folds(customer_ids: pd.Series, *, folds: int, seed: int) -> npt.NDArray[np.int64]:
+    """Assign each customer (all their rows) to one of ``folds`` seeded folds.
+
+    Like :func:`holdout_mask`, the draw is over the sorted distinct ids.
+
+    Examples
+    --------
+    >>> customer_folds(pd.Series(["a", "b", "a"]), folds=2, seed=0).tolist()
+    [1, 1, 1]
+    """
+    codes, uniques = pd.factorize(customer_ids.astype("str"), sort=True)
+    drawn = np.random.default_rng(seed).integers(0, folds, size=len(uniques))
+    return np.asarray(drawn[codes], dtype=np.int64)
+
+
 def qini_coefficient(
     uplift: npt.ArrayLike, treated: npt.ArrayLike, outcome: npt.ArrayLike
 ) -> float:
@@ -353,6 +377,75 @@ def _optional(value: float) -> float | None:
     return None if np.isnan(value) else value
 
 
+def pseudo_outcome(
+    treated: npt.ArrayLike,
+    outcome: npt.ArrayLike,
+    treated_p: npt.ArrayLike,
+    control_p: npt.ArrayLike,
+    *,
+    treated_share: float,
+) -> FloatArray:
+    """Doubly robust pseudo-outcome of a randomised trial: its mean given x is the uplift.
+
+    ``m1 - m0 + t (y - m1) / e - (1 - t) (y - m0) / (1 - e)`` with the arms' predicted
+    probabilities ``m1``, ``m0`` (from models that did not see the row) and the treated
+    share ``e``. Unbiased for the uplift whatever ``m`` are (randomisation); good ``m`` only
+    lower its variance.
+
+    Examples
+    --------
+    >>> pseudo_outcome([1, 0], [1, 0], [0.5, 0.5], [0.2, 0.2], treated_share=0.5).tolist()
+    [1.3, 0.7]
+    """
+    t = np.asarray(treated, dtype=bool)
+    y = np.asarray(outcome, dtype=np.float64)
+    m1 = np.asarray(treated_p, dtype=np.float64)
+    m0 = np.asarray(control_p, dtype=np.float64)
+    if not 0 < treated_share < 1:
+        raise ValueError(f"the treated share must be in (0, 1), got {treated_share}")
+    residual = np.where(t, (y - m1) / treated_share, -(y - m0) / (1.0 - treated_share))
+    return np.asarray(m1 - m0 + residual, dtype=np.float64)
+
+
+def relative_lift(effect: float | None, baseline: npt.ArrayLike) -> float:
+    """Return an observed average effect as a multiple of the mean baseline purchase chance.
+
+    ``effect / mean(baseline)``: spreading the effect over customers in proportion to their
+    baseline keeps its average; 0 without an effect or a positive baseline.
+
+    Examples
+    --------
+    >>> relative_lift(0.03, [0.1, 0.5])
+    0.1
+    """
+    base = np.asarray(baseline, dtype=np.float64)
+    mean = float(base.mean()) if base.size else 0.0
+    if effect is None or not mean > 0:
+        return 0.0
+    return float(effect) / mean
+
+
+def calibration_slope(predicted: npt.ArrayLike, observed: npt.ArrayLike) -> float:
+    """Least-squares slope of observed (pseudo-)outcomes on predicted uplift, clipped to [0, 1].
+
+    1 when the predictions are right on average at every level, 0 when they carry no signal
+    (or rank backwards); in between, how far they must be shrunk toward their mean. NaN
+    with fewer than 2 distinct predictions.
+
+    Examples
+    --------
+    >>> calibration_slope([0.0, 0.1, 0.2, 0.3], [0.0, 0.05, 0.1, 0.15])
+    0.5
+    """
+    p = np.asarray(predicted, dtype=np.float64)
+    o = np.asarray(observed, dtype=np.float64)
+    centred = p - p.mean() if p.size else p
+    spread = float((centred**2).sum())
+    if p.size < 2 or spread <= 0:
+        return float("nan")
+    return float(np.clip((centred * (o - o.mean())).sum() / spread, 0.0, 1.0))
+
+
 class TwoModelUplift:
     """Per-offer uplift from randomised campaigns: a treated and a control LightGBM classifier.
 
@@ -360,7 +453,14 @@ class TwoModelUplift:
     each probability from its own arm's classifier (the T-learner). ``fit`` first trains on 70%
     of the customers and measures the Qini coefficient on the other 30% (seeded split by
     customer), then refits on all rows: the Qini describes the procedure, the final models use
-    every row.
+    every row. It then calibrates the estimates (``calibration_``, per offer ``intercept``,
+    ``lift`` and ``slope``; :meth:`predict_matrix`): a control model pooled over every offer's
+    control rows (``baseline_``) gives each customer's chance of buying without an offer, the
+    ``lift`` is the offer's observed effect divided by the mean of that chance, and the
+    ``slope`` is how far the arms' difference adds to that on held-out customers
+    (cross-fitted over ``calibration_folds`` folds, clipped to [0, 1]). With no signal the
+    estimate is the observed effect in proportion to the baseline; the estimates average to
+    the observed effect on the training rows.
 
     Parameters
     ----------
@@ -376,6 +476,8 @@ class TwoModelUplift:
         Offers with fewer rows in either arm are skipped (reason in ``skipped_``).
     holdout_share
         Share of customers held out for the Qini coefficient.
+    calibration_folds
+        Folds (split by customer) of the cross-fitting that calibrates the estimates.
 
     Examples
     --------
@@ -399,7 +501,10 @@ class TwoModelUplift:
         num_boost_round: int = 200,
         min_arm_rows: int = 200,
         holdout_share: float = 0.3,
+        calibration_folds: int = 3,
     ) -> None:
+        if calibration_folds < 2:
+            raise ValueError(f"calibration needs at least 2 folds, got {calibration_folds}")
         self.feature_names = list(feature_names)
         self.seed = seed
         self.threads = threads
@@ -407,6 +512,7 @@ class TwoModelUplift:
         self.num_boost_round = num_boost_round
         self.min_arm_rows = min_arm_rows
         self.holdout_share = holdout_share
+        self.calibration_folds = calibration_folds
 
     def lgb_params(self) -> dict[str, Any]:
         """Return the full LightGBM parameters each arm's classifier trains with."""
@@ -452,6 +558,67 @@ class TwoModelUplift:
         pair = self._train_pair(x[train], treated[train], y[train])
         return qini_coefficient(self._uplift(pair, x[holdout]), treated[holdout], y[holdout])
 
+    def _cross_fitted_slope(
+        self,
+        x: FloatArray,
+        treated: BoolArray,
+        y: FloatArray,
+        fold: npt.NDArray[np.int64],
+        baseline: FloatArray,
+    ) -> float:
+        """Calibration slope of the learner's out-of-fold estimates beyond the proportional effect.
+
+        Every row is predicted by arm models fitted on the other folds (split by customer), so
+        the slope uses every row and no row judges a model that saw it. The outcome is the
+        row's pseudo-outcome minus the proportional effect (the fold's relative lift times the
+        row's out-of-fold ``baseline``); predictions and outcomes are centred within each fold
+        (each fold's models have their own mean). NaN when no fold can be used.
+        """
+        predicted: list[FloatArray] = []
+        observed: list[FloatArray] = []
+        for k in np.unique(fold):
+            train, test = fold != k, fold == k
+            t = treated[test]
+            if _skip_reason(treated[train], y[train], 1) is not None or t.all() or not t.any():
+                continue
+            treated_model, control_model = pair = self._train_pair(
+                x[train], treated[train], y[train]
+            )
+            p = self._uplift(pair, x[test])
+            o = pseudo_outcome(
+                t,
+                y[test],
+                np.asarray(treated_model.predict(x[test]), dtype=np.float64),
+                np.asarray(control_model.predict(x[test]), dtype=np.float64),
+                treated_share=float(t.mean()),
+            )
+            lift = relative_lift(_observed_ate(treated[train], y[train]), baseline[train])
+            o = o - lift * baseline[test]
+            predicted.append(p - p.mean())
+            observed.append(o - o.mean())
+        if not predicted:
+            return float("nan")
+        return calibration_slope(np.concatenate(predicted), np.concatenate(observed))
+
+    def _fit_baseline(
+        self, x: FloatArray, treated: BoolArray, y: FloatArray, fold: npt.NDArray[np.int64]
+    ) -> FloatArray:
+        """Fit ``baseline_`` on every offer's control rows; return out-of-fold predictions.
+
+        NaN predictions (and no ``baseline_``) when the control rows cannot train a model.
+        """
+        out = np.full(len(y), np.nan)
+        control = ~treated
+        if np.unique(y[control]).size < 2:
+            return out
+        for k in np.unique(fold):
+            train = control & (fold != k)
+            if np.unique(y[train]).size < 2:
+                return np.full(len(y), np.nan)
+            out[fold == k] = self._train(x[train], y[train]).predict(x[fold == k])
+        self.baseline_ = self._train(x[control], y[control])
+        return out
+
     def fit(self, frame: pd.DataFrame) -> Self:
         """Fit both arms' classifiers for every offer with enough rows.
 
@@ -465,7 +632,8 @@ class TwoModelUplift:
         -------
         TwoModelUplift
             Self, with ``boosters_`` (offer -> (treated, control) boosters), ``skipped_``
-            (offer -> reason) and ``summary_``.
+            (offer -> reason), ``summary_``, ``baseline_`` (the pooled control model) and
+            ``calibration_`` (offer -> ``intercept``, ``lift``, ``slope``).
         """
         missing = [c for c in ("customer_id", "offer", "treated", "purchased") if c not in frame]
         if missing:
@@ -475,18 +643,39 @@ class TwoModelUplift:
         y = frame["purchased"].to_numpy(dtype=np.float64)
         offer = frame["offer"].astype("str").to_numpy()
         holdout = holdout_mask(frame["customer_id"], share=self.holdout_share, seed=self.seed)
+        fold = customer_folds(frame["customer_id"], folds=self.calibration_folds, seed=self.seed)
         self.boosters_: dict[str, tuple[lgb.Booster, lgb.Booster]] = {}
         self.skipped_: dict[str, str] = {}
         self.summary_: dict[str, dict[str, Any]] = {}
+        self.calibration_: dict[str, dict[str, float]] = {}
+        baseline = self._fit_baseline(x, treated, y, fold)
+        final_baseline = (
+            np.asarray(self.baseline_.predict(x), dtype=np.float64)
+            if hasattr(self, "baseline_")
+            else baseline
+        )
         for name in sorted(set(offer)):
             rows = offer == name
             self.summary_[name] = self._fit_offer(
-                name, x[rows], treated[rows], y[rows], holdout[rows]
+                name,
+                x[rows],
+                treated[rows],
+                y[rows],
+                holdout[rows],
+                fold[rows],
+                (baseline[rows], final_baseline[rows]),
             )
         return self
 
     def _fit_offer(
-        self, offer: str, x: FloatArray, treated: BoolArray, y: FloatArray, holdout: BoolArray
+        self,
+        offer: str,
+        x: FloatArray,
+        treated: BoolArray,
+        y: FloatArray,
+        holdout: BoolArray,
+        fold: npt.NDArray[np.int64],
+        baseline: tuple[FloatArray, FloatArray],
     ) -> dict[str, Any]:
         """Fit one offer (or record why not) and return its summary entry."""
         entry: dict[str, Any] = {
@@ -497,18 +686,37 @@ class TwoModelUplift:
             "qini": None,
             "holdout_rows": int(holdout.sum()),
             "skipped": _skip_reason(treated, y, self.min_arm_rows),
+            "relative_lift": None,
+            "calibration_slope": None,
         }
         if entry["skipped"] is not None:
             self.skipped_[offer] = entry["skipped"]
             return entry
         entry["qini"] = _optional(self._holdout_qini(x, treated, y, holdout))
+        out_of_fold, final = baseline
+        usable = not np.isnan(out_of_fold).any()
+        slope = self._cross_fitted_slope(
+            x, treated, y, fold, out_of_fold if usable else np.zeros(len(y))
+        )
         pair = self._train_pair(x, treated, y)
         self.boosters_[offer] = pair
-        entry["mean_predicted_uplift"] = float(self._uplift(pair, x).mean())
-        # Per-customer estimates are only used where they rank customers better than random
-        # on held-out data; otherwise every customer gets the offer's observed average effect
-        # (per-customer T-learner estimates from a few thousand rows are mostly noise).
-        entry["individual"] = entry["qini"] is not None and entry["qini"] > 0
+        raw_mean = float(self._uplift(pair, x).mean())
+        entry["mean_predicted_uplift"] = raw_mean
+        # Per-customer T-learner estimates from a few thousand rows are mostly noise, and the
+        # highest estimates are the most over-estimated: ranking by them picks noise. The
+        # calibrated estimate is the offer's observed effect spread over customers in
+        # proportion to their chance of buying without it (a relative lift, measured on all
+        # of the offer's rows), plus the learner's estimates shrunk by the slope they showed
+        # on held-out customers beyond that (0: no signal left, 1: taken as they are).
+        ate = entry["observed_ate"] or 0.0
+        lift = relative_lift(ate, final) if usable else 0.0
+        slope = 0.0 if np.isnan(slope) else slope
+        entry["relative_lift"] = lift
+        entry["calibration_slope"] = slope
+        entry["individual"] = slope > 0 or lift != 0
+        # the intercept makes the calibrated estimates average to the observed effect
+        intercept = ate - (lift * float(final.mean()) if usable else 0.0) - slope * raw_mean
+        self.calibration_[offer] = {"intercept": intercept, "lift": lift, "slope": slope}
         return entry
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
@@ -535,18 +743,39 @@ class TwoModelUplift:
     def predict_matrix(self, x: FloatArray) -> dict[str, FloatArray]:
         """Estimated uplift per offer for a float64 matrix in :attr:`feature_names` order.
 
-        An offer whose per-customer model did not beat random targeting on the held-out
-        customers (Qini <= 0) gives every row its observed average effect instead.
+        The estimates are calibrated (``calibration_``): ``intercept + lift * baseline +
+        slope * raw``, where ``baseline`` is the chance of a purchase without an offer
+        (``baseline_``) and ``raw`` the two arms' difference; with no signal in ``raw``, every
+        row gets the offer's observed effect in proportion to its baseline. A model saved
+        before calibration existed has no ``calibration_``: it keeps its raw estimates where
+        its held-out Qini was positive, the average effect elsewhere.
         """
         self._check_fitted()
+        calibration: dict[str, dict[str, float]] | None = getattr(self, "calibration_", None)
+        baseline: FloatArray | None = None
+        if calibration and any(c["lift"] != 0 for c in calibration.values()):
+            baseline = np.asarray(self.baseline_.predict(x), dtype=np.float64)
         out: dict[str, FloatArray] = {}
         for offer, pair in self.boosters_.items():
             entry = self.summary_[offer]
-            if entry.get("individual", True):
+            if calibration is not None:
+                c = calibration[offer]
+                value = np.full(len(x), c["intercept"])
+                if c["lift"] != 0 and baseline is not None:
+                    value = value + c["lift"] * baseline
+                if c["slope"] > 0:
+                    value = value + c["slope"] * self._uplift(pair, x)
+                out[offer] = value
+            elif entry.get("individual", True):
                 out[offer] = self._uplift(pair, x)
             else:
                 out[offer] = np.full(len(x), float(entry["observed_ate"] or 0.0))
         return out
+
+    def predict_raw(self, x: FloatArray) -> dict[str, FloatArray]:
+        """Uncalibrated uplift per offer (treated minus control probability) for a matrix."""
+        self._check_fitted()
+        return {offer: self._uplift(pair, x) for offer, pair in self.boosters_.items()}
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per offer: arm sizes, observed ATE, mean predicted uplift, holdout Qini, skip reason.
@@ -557,9 +786,10 @@ class TwoModelUplift:
             Offer -> ``rows_treated``, ``rows_control``, ``observed_ate`` (treated minus
             control purchase rate), ``mean_predicted_uplift`` (final models, all rows),
             ``qini`` (:func:`qini_coefficient` on the held-out customers), ``holdout_rows``,
-            ``skipped`` (the reason, or None) and ``individual`` (whether per-customer
-            estimates are used, i.e. the held-out Qini is positive; else the observed
-            average effect is). Values not available are None.
+            ``skipped`` (the reason, or None), ``relative_lift`` and ``calibration_slope``
+            (the calibration, :meth:`predict_matrix`) and ``individual`` (whether estimates
+            differ between customers: a lift or a slope that is not 0). Values not available
+            are None.
         """
         self._check_fitted()
         return {offer: dict(entry) for offer, entry in self.summary_.items()}
@@ -570,10 +800,14 @@ __all__ = [
     "DEFAULT_PARAMS",
     "FRAME_COLUMNS",
     "TwoModelUplift",
+    "calibration_slope",
     "campaign_frame",
     "complete_sends",
+    "customer_folds",
     "holdout_mask",
+    "pseudo_outcome",
     "purchase_labels",
     "qini_coefficient",
     "read_campaigns",
+    "relative_lift",
 ]

@@ -16,6 +16,7 @@ Kept free of BentoML (pydantic only): a test reads the document without starting
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -28,6 +29,8 @@ from lifecycle.serving.schemas import (
     ErrorResponse,
     ModelInfo,
     ModelInfoRequest,
+    PlanRequest,
+    PlanResponse,
     PredictRequest,
     PredictResponse,
     ReloadInfo,
@@ -75,12 +78,21 @@ _ERRORS: dict[str, dict[str, str]] = {
         **_BODY_ERRORS,
         "409": "The new versions failed their checks; the old ones still serve (`reload_failed`).",
     },
+    "/plan": {
+        **_BODY_ERRORS,
+        "404": "No lookup table: no customers to plan for (`no_lookup_table`).",
+        "422": "The request does not match the schema (`invalid_request`: a budget that is not "
+        "above 0, a count budget that is not whole, a negative cost, ...) or a cost is given "
+        "for an action the catalog does not have, or for the no-action (`unknown_action`): "
+        "every field at fault.",
+    },
 }
 _MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "/predict": (PredictRequest, PredictResponse),
     "/predict_batch": (BatchRequest, BatchResponse),
     "/model_info": (ModelInfoRequest, ModelInfo),
     "/reload": (ReloadRequest, ReloadInfo),
+    "/plan": (PlanRequest, PlanResponse),
 }
 _SUMMARIES = {
     ("/predict", "post"): "Predict for one customer: by id, by raw events, or by a feature row.",
@@ -88,7 +100,12 @@ _SUMMARIES = {
     ("/model_info", "get"): "The served versions, training period, metrics, features, reloads.",
     ("/model_info", "post"): "The same as `GET /model_info`, with no body or `{}`.",
     ("/reload", "post"): "Serve the versions holding the alias now (load, check, warm, swap).",
+    ("/plan", "post"): "A budgeted next-best-action plan: per action, totals, first contacts.",
 }
+_STILL_LOADING = (
+    "The new versions are still loading (`loading` true); the old ones serve until the swap, "
+    "and `GET /model_info` tells under `reload` how the attempt ended."
+)
 _SERVER_ERROR = "An unexpected failure (BentoML's `{error}`; never a client's mistake)."
 _NOT_READY = "The models are loading, or the service could not start (`not_ready`)."
 _UNAUTHORIZED = "No API key, or a wrong one (`unauthorized`)."
@@ -109,10 +126,12 @@ def _schemas() -> tuple[dict[Any, Any], dict[str, Any]]:
         (BatchRequest, "validation"),
         (ModelInfoRequest, "validation"),
         (ReloadRequest, "validation"),
+        (PlanRequest, "validation"),
         (PredictResponse, "serialization"),
         (BatchResponse, "serialization"),
         (ModelInfo, "serialization"),
         (ReloadInfo, "serialization"),
+        (PlanResponse, "serialization"),
         (ErrorResponse, "serialization"),
     ]
     refs, document = models_json_schema(models, ref_template=REF)
@@ -123,7 +142,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_document(bentoml_document: dict[str, Any], *, api_key: bool) -> dict[str, Any]:
+def openapi_document(
+    bentoml_document: dict[str, Any], *, api_key: bool, actions: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Return the exact OpenAPI 3.1 document of the API, from the one BentoML generated.
 
     Parameters
@@ -133,6 +154,9 @@ def openapi_document(bentoml_document: dict[str, Any], *, api_key: bool) -> dict
     api_key
         Whether the service has an API key: the API's operations then require one of the two
         security schemes (always declared) and document the 401 and the throttle's 429.
+    actions
+        The served catalog's actions whose cost ``POST /plan`` may override: the only keys
+        its ``costs`` take (None: any key, refused with 422 when unknown).
 
     Returns
     -------
@@ -148,6 +172,8 @@ def openapi_document(bentoml_document: dict[str, Any], *, api_key: bool) -> dict
     [{'type': 'string'}, {'type': 'null'}]
     """
     refs, schemas = _schemas()
+    if actions is not None:
+        _name_costs(schemas["PlanRequest"], actions)
     error = refs[(ErrorResponse, "serialization")]
     server_error = {
         "type": "object",
@@ -164,6 +190,8 @@ def openapi_document(bentoml_document: dict[str, Any], *, api_key: bool) -> dict
             responses: dict[str, Any] = {"200": _json(refs[(response, "serialization")], "OK.")}
             for status, description in errors.items():
                 responses[status] = _json(error, description)
+            if path == "/reload" and method == "post":
+                responses["202"] = _json(refs[(response, "serialization")], _STILL_LOADING)
             if api_key:
                 responses["401"] = _json(error, _UNAUTHORIZED)
                 busy = responses.get("429", {}).get("description", "")
@@ -213,3 +241,10 @@ def openapi_document(bentoml_document: dict[str, Any], *, api_key: bool) -> dict
     if "tags" in bentoml_document:
         document["tags"] = bentoml_document["tags"]
     return document
+
+
+def _name_costs(plan_request: dict[str, Any], actions: Sequence[str]) -> None:
+    """Let the plan request's ``costs`` take the catalog's action ids only."""
+    for option in plan_request["properties"]["costs"].get("anyOf", []):
+        if option.get("type") == "object":
+            option["propertyNames"] = {"enum": list(actions)}

@@ -30,7 +30,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from lifecycle.features.build import build_features, feature_columns, parse_cutoff, typical_values
+from lifecycle.features.build import (
+    build_features,
+    feature_columns,
+    parse_cutoff,
+    typical_values,
+    typical_values_by_stage,
+)
 from lifecycle.features.config import LifecycleConfig
 from lifecycle.features.definitions import model_features
 from lifecycle.features.rfm import (
@@ -41,13 +47,11 @@ from lifecycle.features.rfm import (
 )
 from lifecycle.features.schema import STAGES
 from lifecycle.features.validate import (
-    CONTROL_CHARACTER_MESSAGE,
     Plausibility,
-    has_control_characters,
     validate_events,
 )
 from lifecycle.models.lgbm import LifecycleEstimator
-from lifecycle.models.nba import ActionCatalog, load_catalog, recommend
+from lifecycle.models.nba import ActionCatalog, load_catalog, reason_driver, recommend
 from lifecycle.models.scoring import eligibility, feature_positions, predict_outputs
 from lifecycle.models.store import (
     ModelRecord,
@@ -146,6 +150,8 @@ class Engine:
     feature_names: list[str] = field(init=False)
     nullable: frozenset[str] = field(init=False)
     typical: dict[str, float] = field(init=False)
+    typical_by_stage: dict[str, dict[str, float]] = field(init=False)
+    """Typical values among the customers of each stage (empty: compare with everyone's)."""
     reload_status: Callable[[], ReloadInfo] | None = field(
         default=None, init=False, repr=False, compare=False
     )
@@ -157,26 +163,28 @@ class Engine:
         self.nullable = nullable_features(self.lifecycle)
         self._features = {f.name: f for f in model_features(self.lifecycle)}
         self._integer = {name for name, f in self._features.items() if f.integer}
-        self.typical = (
-            typical_values(self.lookup.frame, self.feature_names)
-            if self.lookup
-            else self._recorded_typical()
-        )
+        if self.lookup:
+            self.typical = typical_values(self.lookup.frame, self.feature_names)
+            self.typical_by_stage = typical_values_by_stage(self.lookup.frame, self.feature_names)
+        else:
+            self.typical, self.typical_by_stage = self._recorded_typical()
         self.versions = {m.name: m.version for m in self.models.values()}
         if self.uplift is not None:
             self.versions[self.uplift.name] = self.uplift.version
         self._stage_col = self._position["stage_code"]
         self._rfm_cols = [self._position[c] for c in ("rfm_r", "rfm_f", "rfm_m")]
 
-    def _recorded_typical(self) -> dict[str, float]:
-        """Typical values from the training records, for a service without a lookup table.
+    def _recorded_typical(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """Typical values, overall and per stage, from the training records (no lookup table).
 
         From the model that scores everyone (its evaluation population is the whole one),
-        else from the first model.
+        else from the first model. A record written before per-stage values has none: its
+        explanations compare with the overall ones.
         """
         everyone = [m for t, m in self.models.items() if spec(t).eligibility == "everyone"]
         model = everyone[0] if everyone else next(iter(self.models.values()))
-        return dict(model.record.typical)
+        by_stage = {k: dict(v) for k, v in model.record.typical_by_stage.items()}
+        return dict(model.record.typical), by_stage
 
     # ----------------------------------------------------------------- loading
 
@@ -521,11 +529,6 @@ class Engine:
                 quarantine["source_row"].tolist(), quarantine["reason"].tolist(), strict=True
             )
         ]
-        problems += [
-            (f"{where}events[{i}].customer_id", f"{CONTROL_CHARACTER_MESSAGE} customer_id")
-            for i, e in enumerate(events)
-            if e.customer_id is not None and has_control_characters(e.customer_id)
-        ]
         late = np.flatnonzero(pd.to_datetime(raw["event_ts"], utc=True) >= cut)
         problems += [
             (f"{where}events[{int(i)}].event_ts", "at or after as_of: it cannot be used")
@@ -588,7 +591,7 @@ class Engine:
             outcome: text
             for outcome, (task, direction) in REASON_DRIVER.items()
             if task in explanations
-            and (text := _first_driver(explanations[task]["drivers"], direction))
+            and (text := reason_driver(explanations[task]["drivers"], direction))
         }
         action = recommend(
             self.catalog,
@@ -632,6 +635,8 @@ class Engine:
         model = self.models[task]
         names = model.estimator.feature_names
         values = row if model.columns is None else row[model.columns]
+        stage = STAGES[int(row[self._stage_col])]
+        calibrate = getattr(model.estimator, "calibrate", None)  # classifiers only
         out = explain(
             task,
             contrib,
@@ -642,6 +647,9 @@ class Engine:
             lang=req.lang,
             currency=self.currency,
             config=self.lifecycle,
+            stage=stage,
+            stage_typical=self.typical_by_stage.get(stage),
+            probability=calibrate if spec(task).scale == "log_odds" else None,
         )
         out["raw_output"] = float(contrib.sum())
         out["scale"] = spec(task).scale
@@ -756,14 +764,6 @@ class Engine:
 
 
 # --------------------------------------------------------------------- helpers
-
-
-def _first_driver(drivers: Sequence[Mapping[str, Any]], direction: str | None) -> str | None:
-    """Text of the strongest driver (pushing in ``direction`` when given), or None."""
-    for driver in drivers:
-        if direction is None or driver["direction"] == direction:
-            return str(driver["text"])
-    return None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -48,6 +48,7 @@ from lifecycle.serving.errors import RequestError, validation_fields
 from lifecycle.serving.schemas import (
     BatchRequest,
     ModelInfoRequest,
+    PlanRequest,
     PredictRequest,
     ReloadRequest,
 )
@@ -64,12 +65,14 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
     "/predict_batch": BatchRequest,
     "/model_info": ModelInfoRequest,
     "/reload": ReloadRequest,
+    "/plan": PlanRequest,
 }
 METHODS: dict[str, tuple[str, ...]] = {
     "/predict": ("POST",),
     "/predict_batch": ("POST",),
     "/model_info": ("GET", "POST"),
     "/reload": ("POST",),
+    "/plan": ("POST",),
 }
 """The methods each API route answers; any other gets 405 with an ``Allow`` header."""
 STATE_KEY = "lifecycle_request"
@@ -88,6 +91,8 @@ COST_PER_BUILD = 100
 """One feature build (a DuckDB query) per distinct cutoff: 60-75 ms alone, ~190 ms under load."""
 EVENTS_PER_UNIT = 100
 """Raw events that cost one more unit (a build's time barely grows with its events)."""
+COST_PER_PLAN = 1000
+"""A budgeted plan (``POST /plan``): measured 0.17 s for 2,418 customers, 0.8 s for 19,344."""
 
 
 def request_cost(request: BaseModel) -> int:
@@ -100,7 +105,8 @@ def request_cost(request: BaseModel) -> int:
     Parameters
     ----------
     request
-        A validated :class:`PredictRequest` or :class:`BatchRequest` (anything else costs 0).
+        A validated :class:`PredictRequest` or :class:`BatchRequest`, or a
+        :class:`PlanRequest` (:data:`COST_PER_PLAN`); anything else costs 0.
 
     Returns
     -------
@@ -117,6 +123,8 @@ def request_cost(request: BaseModel) -> int:
     >>> request_cost(BatchRequest.model_validate({"items": items}))
     1160
     """
+    if isinstance(request, PlanRequest):
+        return COST_PER_PLAN  # a kept plan costs less; the guard cannot know it is kept
     if isinstance(request, PredictRequest):
         items = [request]
     elif isinstance(request, BatchRequest):

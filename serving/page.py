@@ -3,13 +3,23 @@
 Server-rendered HTML (Jinja2, autoescaped) with SVG charts drawn in Python: no JavaScript, no
 CDN, no web fonts, so it works offline and every value is in the HTML. Views:
 
-- ``/``: the funnel, active vs lapsed, the RFM segments with CLV at risk, the most common
-  next action and, beside each name when known, the segment's observed 90-day churn, and what
-  drives churn risk across customers (``/overview.json`` has the numbers);
+- ``/``: the funnel, active vs lapsed, how customers moved through the stages over the last
+  30, 90 or 180 days (``?flow=``; needs the events, see
+  :func:`~lifecycle.serving.population.stage_flows`), the RFM segments with CLV at risk, the
+  most common next action and, beside each name when known, the segment's observed 90-day
+  churn, and what drives churn risk across customers (``/overview.json`` has the numbers);
 - ``/segment?name=...`` and ``/stage?name=...``: the customers of one segment (with its
   observed churn) or stage, sortable, with a CSV download (``/customers.csv``);
 - ``/customer?id=...``: one customer's stage and path, the three predictions in plain words,
-  the drivers (chart and sentences), the next-best-action, and recent events.
+  the drivers (chart and sentences), the next-best-action with the alternatives that do not
+  lose money, and recent events; an id that is not found gets the ids like it and the
+  segments to look through;
+- ``/planner?budget=...&kind=count|money``: the budgeted plan (``POST /plan``'s, kept per
+  engine, budget and costs in :class:`~lifecycle.serving.plans.Plans`) with the uplift run's
+  offline evaluation, and its contacts as CSV (``/plan.csv``).
+
+Amounts are written compact (``94.4K USD``) with the exact amount on hover; the CSV keeps
+exact values. Pages shown before sign-in have neither the search nor a sign-out button.
 
 Views are plain functions, which Starlette runs in its thread pool: a customer view (Tree SHAP,
 a DuckDB read of the events) never holds up the API's event loop. The language (English or
@@ -24,6 +34,7 @@ are throttled per address with the API's (429 after ``LIFECYCLE_AUTH_ATTEMPTS``)
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import hmac
 import io
@@ -51,9 +62,12 @@ from lifecycle.features.rfm import (
     SEGMENTS,
 )
 from lifecycle.features.schema import STAGES
+from lifecycle.models.policy import Budget, BudgetKind
 from lifecycle.serving import charts, i18n
 from lifecycle.serving.guard import RUNTIME, Runtime, client_address, forwarded_https
+from lifecycle.serving.plans import EvaluationUnreadable, Plans, plan_csv
 from lifecycle.serving.population import (
+    FLOW_DAYS,
     SORTABLE,
     Population,
     build_population,
@@ -87,6 +101,7 @@ class PageState:
         self._engine: Any = None
         self.error: str | None = None
         self.sessions = Sessions()
+        self.plans = Plans()
 
     def population(self, engine: Any = None) -> Population | None:
         """Return the population of ``engine`` (default: the runtime's; None without a table)."""
@@ -96,6 +111,12 @@ class PageState:
         if self._engine is not engine:
             self._population, self._engine = build_population(engine), engine
         return self._population
+
+    def adopt(self, engine: Any, population: Population | None, error: str | None) -> None:
+        """Take the population built for ``engine`` elsewhere (a reload's loading process)."""
+        if population is not None:
+            self._population, self._engine = population, engine
+        self.error = error
 
 
 SESSION_SECONDS = 12 * 3600
@@ -172,9 +193,12 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             return True
         return state.sessions.valid(request.cookies.get(SESSION_COOKIE, ""))
 
-    def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        request: Request, template: str, status: int = 200, engine: Any = None, **context: Any
+    ) -> HTMLResponse:
+        """Render ``template``; ``engine`` is the one the view answered from (default: current)."""
         lang = lang_of(request)
-        engine = runtime.engine
+        engine = engine if engine is not None else runtime.engine
         html = templates.get_template(template).render(
             lang=lang,
             t=lambda key, **v: i18n.text(key, lang, **v),
@@ -182,6 +206,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
             quote=quote,
             auth=runtime.settings.api_key is not None,
+            signed_in=signed_in(request),
             versions=engine.versions if engine is not None else {},
             project=engine.project if engine is not None else runtime.settings.project,
             **context,
@@ -222,7 +247,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if isinstance(population, Response):
             return population
         lang = lang_of(request)
-        engine = runtime.engine
+        engine = population.engine  # one engine per view, swap or not
         funnel = population.funnel
         funnel_chart = charts.bar_chart(
             [i18n.stage_name(s, lang) for s in funnel["stage"]],
@@ -237,7 +262,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         risk_chart = charts.bar_chart(
             [i18n.segment_name(s, lang) for s in segments["segment"]],
             segments["clv_at_risk"].fillna(0).tolist(),
-            [i18n.money(v, engine.currency, lang) for v in segments["clv_at_risk"]],
+            [i18n.compact_money(v, engine.currency, lang) for v in segments["clv_at_risk"]],
+            exact=[i18n.money(v, engine.currency, lang) for v in segments["clv_at_risk"]],
             title=i18n.text("clv_at_risk", lang),
         )
         drivers = population.churn_drivers
@@ -250,13 +276,32 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
                 for s in drivers["raises_share"]
             ],
             title=i18n.text("churn_drivers", lang),
-            width=860,
-            label_width=330,
         )
+        flow_days, flow = _flow_of(population, request.query_params.get("flow"))
+        flow_chart = None
+        if flow is not None:
+            movers = flow[flow["stage"].isin(STAGES[:-1])]  # the last stage has no later one
+            flow_chart = charts.bar_chart(
+                [i18n.stage_name(s, lang) for s in movers["stage"]],
+                movers["moved_on_share"].fillna(0).tolist(),
+                [i18n.percent(v, lang) for v in movers["moved_on_share"]],
+                notes=[
+                    i18n.text("k_of_n", lang, k=i18n.number(k, lang), n=i18n.number(n, lang))
+                    for k, n in zip(movers["moved_on"], movers["customers"], strict=True)
+                ],
+                title=i18n.text("flow_chart", lang, days=flow_days),
+            )
         action_names = {a.id: a.names[lang] for a in engine.catalog.actions}
         return render(
             request,
             "overview.html",
+            flow=flow,
+            flow_days=flow_days,
+            flow_periods=sorted(population.flows),
+            flow_start=population.cutoff - pd.Timedelta(days=flow_days),
+            flow_chart=flow_chart,
+            stages=STAGES,
+            engine=engine,
             population=population,
             funnel=funnel,
             segments=segments,
@@ -303,10 +348,11 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             if segment is not None
             else i18n.stage_name(str(stage), lang)
         )
-        engine = runtime.engine
+        engine = population.engine  # one engine per view, swap or not
         return render(
             request,
             "customers.html",
+            engine=engine,
             name=name,
             kind="segment" if segment is not None else "stage",
             value=segment if segment is not None else stage,
@@ -347,16 +393,35 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if isinstance(population, Response):
             return population
         lang = lang_of(request)
-        engine = runtime.engine
+        engine = population.engine  # one engine per view, swap or not
+        lookup = engine.lookup
+        if lookup is None:  # build_population refuses an engine without one
+            raise RuntimeError("the page's population has no lookup table")
         customer_id = request.query_params.get("id", "").strip()
         if not customer_id:
-            return render(request, "customer.html", answer=None, customer_id="")
-        if customer_id not in engine.lookup.index:
-            # A search that finds nobody is an answer, not an error (the API says 404).
-            return render(request, "customer.html", answer=None, customer_id=customer_id)
+            return render(
+                request,
+                "customer.html",
+                engine=engine,
+                answer=None,
+                customer_id="",
+                segments=population.segments,
+            )
+        if customer_id not in lookup.index:
+            # A search that finds nobody is an answer, not an error (the API says 404): it
+            # offers the ids that look like the one typed and the segments to look through.
+            return render(
+                request,
+                "customer.html",
+                engine=engine,
+                answer=None,
+                customer_id=customer_id,
+                suggestions=similar_ids(population.customers["customer_id"], customer_id),
+                segments=population.segments,
+            )
         request_ = PredictRequest(customer_id=customer_id, lang=lang, top_k=6)
         answer = engine.predict([request_])[0].model_dump()
-        row = engine.lookup.frame.iloc[engine.lookup.index[customer_id]]
+        row = lookup.frame.iloc[lookup.index[customer_id]]
         charts_by_task = {}
         for task in TASK_ORDER:
             explanation = answer["explanations"].get(task)
@@ -365,7 +430,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             drivers = explanation["drivers"]
             charts_by_task[task] = charts.diverging_chart(
                 [i18n.feature_label(d["feature"], lang, engine.lifecycle) for d in drivers],
-                [d["contribution"] for d in drivers],
+                [d["contribution"] if d["points"] is None else d["points"] for d in drivers],
                 title=i18n.text(task if task != "next_stage" else "next_stage_probability", lang)
                 if task != "churn"
                 else i18n.text("churn_risk", lang),
@@ -376,12 +441,17 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         return render(
             request,
             "customer.html",
+            engine=engine,
             answer=answer,
             customer_id=customer_id,
             charts_by_task=charts_by_task,
             task_order=[t for t in TASK_ORDER if t in charts_by_task],
-            path_steps=_path(row, answer["stage"], engine.lookup.cutoff, lang),
+            path_steps=_path(row, answer["stage"], lookup.cutoff, lang),
             events=engine.recent_events(customer_id) if engine.events_path else None,
+            # an action expected to lose money is no alternative to offer
+            alternatives=[
+                a for a in answer["next_best_action"]["alternatives"] if a["expected_value"] >= 0
+            ],
             currency=engine.currency,
             horizons=answer["horizons_days"],
         )
@@ -391,6 +461,68 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         if isinstance(population, Response):
             return population
         return JSONResponse(overview_json(population))
+
+    def _plan_args(request: Request, population: Population) -> tuple[Budget | None, str, str]:
+        """Return the budget asked for (None when it is not one), its kind and as typed."""
+        kind: BudgetKind = "money" if request.query_params.get("kind") == "money" else "count"
+        typed = request.query_params.get("budget", "").strip()
+        if not typed and kind == "count":  # the first visit: a tenth of the customers
+            typed = str(max(1, round(len(population.customers) / 10)))
+        try:
+            return Budget(float(typed.replace(",", "")), kind), kind, typed
+        except ValueError:
+            return None, kind, typed
+
+    def planner(request: Request) -> Response:
+        population = gate(request)
+        if isinstance(population, Response):
+            return population
+        lang = lang_of(request)
+        engine = population.engine  # one engine per view, swap or not
+        budget, kind, typed = _plan_args(request, population)
+        result = None
+        if budget is not None and budget.amount > 0:
+            result = state.plans.plan(population, budget)
+        try:
+            evaluation = state.plans.evaluation(engine, runtime.settings.tracking_uri)
+            unreadable = False
+        except EvaluationUnreadable:  # logged; the plan is still worth showing
+            evaluation, unreadable = None, True
+        return render(
+            request,
+            "plan.html",
+            status=200 if result is not None or not typed else 422,
+            engine=engine,
+            population=population,
+            plan=result,
+            kind=kind,
+            typed=typed,
+            action_names={a.id: a.names[lang] for a in engine.catalog.actions},
+            currency=engine.currency,
+            evaluation=evaluation,
+            policies=(evaluation or {}).get("policies", []),
+            evaluation_unreadable=unreadable,
+            uplift=engine.uplift,
+        )
+
+    def plan_download(request: Request) -> Response:
+        population = data_gate(request)
+        if isinstance(population, Response):
+            return population
+        budget, kind, _ = _plan_args(request, population)
+        if budget is None or budget.amount <= 0:
+            return JSONResponse(
+                {"error": "invalid_budget", "field": "budget", "message": "a budget above 0"},
+                status_code=422,
+            )
+        result = state.plans.plan(population, budget)
+        return Response(
+            plan_csv(result, _cell),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "content-disposition": f'attachment; filename="plan-{kind}-{budget.amount:g}.csv"'
+            },
+        )
 
     async def signin_form(request: Request) -> Response:
         return render(request, "signin.html", wrong=False)
@@ -451,6 +583,8 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
             Route("/customers.csv", customers_csv),
             Route("/customer", customer),
             Route("/overview.json", overview_data),
+            Route("/planner", planner),
+            Route("/plan.csv", plan_download),
             Route("/signin", signin_form, methods=["GET"]),
             Route("/signin", signin, methods=["POST"]),
             Route("/signout", signout, methods=["POST"]),
@@ -462,10 +596,40 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
     return app
 
 
+def _flow_of(population: Population, asked: str | None) -> tuple[int, pd.DataFrame | None]:
+    """Return the stage flow's period (the one asked for when computed, else the default)."""
+    periods = sorted(population.flows) or list(FLOW_DAYS)
+    default = 90 if 90 in periods else periods[0]
+    days = int(asked) if asked and asked.isdigit() and int(asked) in periods else default
+    return days, population.flows.get(days)
+
+
 def observed_churn(population: Population) -> dict[str, float]:
     """Return each segment's observed churn rate, for the segments where it is known."""
     rates = population.segments.set_index("segment")[OBSERVED_CHURN_COLUMN]
     return {str(k): float(v) for k, v in rates.dropna().items()}
+
+
+def similar_ids(ids: pd.Series, typed: str, limit: int = 5) -> list[str]:
+    """Return up to ``limit`` customer ids like ``typed``: containing it, then close in spelling.
+
+    Examples
+    --------
+    >>> similar_ids(pd.Series(["C0000012", "C0000120", "X9"]), "000012")
+    ['C0000012', 'C0000120']
+    """
+    wanted = typed.strip().casefold()
+    if not wanted:
+        return []
+    folded = ids.astype(str).str.casefold()
+    found = ids[folded.str.contains(wanted, regex=False)].astype(str).head(limit).tolist()
+    if len(found) < limit and len(wanted) >= 3:
+        # only ids of about the same length can be a typo away; difflib on those alone
+        near = ids[(folded.str.len() - len(wanted)).abs() <= 2].astype(str)
+        for match in difflib.get_close_matches(typed.strip(), near.tolist(), limit, 0.75):
+            if match not in found:
+                found.append(match)
+    return found[:limit]
 
 
 def _cell(value: Any) -> Any:

@@ -10,7 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Lang = Literal["en", "ko"]
 Source = Literal["lookup", "events", "features"]
@@ -18,6 +26,8 @@ Source = Literal["lookup", "events", "features"]
 MAX_ID_LENGTH = 200
 MAX_EVENTS = 10_000
 MAX_REVENUE = 1e9  # features sum revenue in millionths as 64-bit integers
+ID_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""Ids hold no ASCII control character (NUL, tab, newline, DEL): ``validate`` quarantines them."""
 
 
 def _iso_text(value: Any) -> Any:
@@ -41,6 +51,7 @@ class EventIn(_Strict):
         None,
         min_length=1,
         max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
         description="Optional; when given, every event must name the same customer.",
     )
     event_ts: IsoTime = Field(
@@ -60,7 +71,7 @@ class EventIn(_Strict):
     )
     currency: str | None = Field(None, max_length=10)
     channel: str | None = Field(None, max_length=100)
-    campaign_id: str | None = Field(None, max_length=MAX_ID_LENGTH)
+    campaign_id: str | None = Field(None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
 
 
 _ONE_INPUT: dict[str, Any] = {
@@ -91,6 +102,7 @@ class PredictRequest(_Strict):
         None,
         min_length=1,
         max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
         description="A customer of the lookup table (the last batch scoring).",
         examples=["C0000001"],
     )
@@ -148,9 +160,33 @@ class Driver(BaseModel):
     feature: str
     value: float | None = Field(description="The customer's value (null: missing).")
     contribution: float = Field(
-        description="SHAP value on the model's raw scale (log-odds, or log of the value)."
+        description="SHAP value on the model's raw scale (log-odds for next_stage and churn, "
+        "log of the value for clv): base_value plus every contribution is raw_output. Use "
+        "points for what a marketer reads."
+    )
+    points: float | None = Field(
+        None,
+        description="next_stage and churn: the push in percentage points of the reported "
+        "probability (6.0: six points more). The gap between the probability and "
+        "base_probability is shared among the features in proportion to their contributions, "
+        "so the points of all features add up to it. Null for clv.",
     )
     direction: Literal["up", "down"]
+    typical: float | None = Field(
+        None,
+        description="The value the sentence compares with: the median among customers of the "
+        "same stage, else of everyone (null: none).",
+    )
+    as_typical: bool = Field(
+        False,
+        description="The value reads the same as the typical one: the sentence claims no push.",
+    )
+    lever: bool = Field(
+        True,
+        description="False for a feature that records a marketing action (campaign offers "
+        "received): its association with the prediction is not an effect, and no action's "
+        "reason cites it.",
+    )
     text: str
 
 
@@ -158,6 +194,12 @@ class Explanation(BaseModel):
     """Tree SHAP of one prediction: base value plus contributions equals the raw output."""
 
     base_value: float
+    base_probability: float | None = Field(
+        None,
+        description="next_stage and churn: the probability reported at the base value (the "
+        "model's average raw output); the drivers' points are shares of the gap from it. Null "
+        "for clv.",
+    )
     drivers: list[Driver] = Field(default_factory=list)
     raw_output: float = Field(description="Base value plus every feature's contribution.")
     scale: Literal["log_odds", "log_value"]
@@ -287,6 +329,11 @@ class ReloadInfo(BaseModel):
     seconds: float | None = Field(
         None, description="Load, check and warm-up time of the last swap."
     )
+    loading: bool = Field(
+        False,
+        description="A new set is being loaded and checked now (POST /reload answered 202); "
+        "the fields above describe the previous attempt until it ends.",
+    )
 
 
 class ServedModelInfo(BaseModel):
@@ -333,3 +380,129 @@ class ErrorResponse(BaseModel):
     error: str
     message: str
     fields: list[FieldError] = Field(default_factory=list)
+
+
+MAX_PLAN_CONTACTS = 1000
+"""Most contacts one ``POST /plan`` answer lists (the page's ``/plan.csv`` has them all)."""
+MAX_BUDGET = 1e12
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's integer includes 2.0: take it as 2 (2.5 and "2" are still refused).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_ONE_BUDGET: dict[str, Any] = {
+    # The rule of _whole_count, published: a count budget (the default kind) is a whole number.
+    "oneOf": [
+        {
+            "title": "contacts",
+            "properties": {"budget_kind": {"const": "count"}, "budget": {"multipleOf": 1}},
+        },
+        {
+            "title": "money",
+            "required": ["budget_kind"],
+            "properties": {"budget_kind": {"const": "money"}},
+        },
+    ]
+}
+
+
+class PlanRequest(_Strict):
+    """A budgeted next-best-action plan over the lookup table's customers."""
+
+    model_config = ConfigDict(json_schema_extra=_ONE_BUDGET)
+
+    budget_kind: Literal["count", "money"] = Field(
+        "count",
+        description="What the budget counts: contacts, or money in the catalog's currency.",
+    )
+    budget: float = Field(
+        gt=0,
+        le=MAX_BUDGET,
+        description="Contacts (a whole number) or money to spend on the plan.",
+        examples=[200],
+    )
+    costs: dict[str, Annotated[float, Field(ge=0, le=MAX_BUDGET)]] | None = Field(
+        None,
+        description="Action id -> cost per contact, replacing the catalog's (the action ids "
+        "of model_info's catalog; not the no-action).",
+    )
+    contacts: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        100,
+        ge=0,
+        le=MAX_PLAN_CONTACTS,
+        description="How many contacts the answer lists, highest net value first; the totals "
+        "count them all.",
+    )
+    lang: Lang = Field("en", description="Language of the action names.")
+
+    @field_validator("budget")
+    @classmethod
+    def _whole_count(cls, budget: float, info: ValidationInfo) -> float:
+        # budget_kind is declared first, so it is validated (and in info.data) by now
+        if info.data.get("budget_kind", "count") == "count" and budget != int(budget):
+            raise ValueError("a count budget is a whole number of contacts")
+        return budget
+
+
+class PlannedAction(BaseModel):
+    """One action of the plan: how many customers get it and what that is expected to earn."""
+
+    action: str
+    name: str
+    customers: int
+    cost: float = Field(description="Total cost of these contacts.")
+    expected_value: float = Field(description="Expected incremental value before cost.")
+    net_value: float = Field(description="Expected incremental value net of cost.")
+    net_low: float = Field(description="Lower bound of the net value's interval.")
+    net_high: float = Field(description="Upper bound of the net value's interval.")
+
+
+class PlanTotals(BaseModel):
+    """The whole plan, and the customers it leaves alone, by why."""
+
+    customers: int = Field(description="Customers planned for (the lookup table's).")
+    contacts: int
+    cost: float
+    expected_value: float
+    net_value: float
+    net_low: float
+    net_high: float
+    interval: float = Field(description="Coverage of the intervals (a bootstrap over customers).")
+    budget: float
+    budget_kind: Literal["count", "money"]
+    over_budget: int = Field(description="Left alone: worth contacting, but over the budget.")
+    no_gain: int = Field(description="Left alone: no action is expected to pay off.")
+    no_eligible_action: int = Field(description="Left alone: no action applies to them.")
+
+
+class PlannedContact(BaseModel):
+    """One customer to contact, with the action and its expected value."""
+
+    customer_id: str
+    action: str
+    name: str
+    offer: str | None
+    expected_value: float
+    cost: float
+    net_value: float
+    effect: float
+    effect_source: Literal["assumed", "estimated"]
+    stage: str
+    segment: str
+
+
+class PlanResponse(BaseModel):
+    """A budgeted plan: per action, the totals, and the first contacts."""
+
+    actions: list[PlannedAction] = Field(default_factory=list)
+    totals: PlanTotals
+    contacts: list[PlannedContact] = Field(
+        default_factory=list,
+        description="The first contacts by net value (at most the request's `contacts`, "
+        f"itself at most {MAX_PLAN_CONTACTS}); `totals.contacts` counts them all.",
+    )
+    currency: str
+    as_of: datetime = Field(description="The lookup table's cutoff the predictions are for.")
+    model_versions: dict[str, str]

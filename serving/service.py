@@ -10,6 +10,8 @@ Endpoints (JSON; schemas in :mod:`lifecycle.serving.schemas`, published at ``/do
 - ``POST /predict_batch``: up to ``LIFECYCLE_MAX_BATCH`` items, the same answers as one by one;
 - ``POST /model_info`` (and ``GET /model_info``): served versions, training period, headline
   metrics, the feature list, the limits and the last reload;
+- ``POST /plan``: a budgeted next-best-action plan over the lookup table's customers (per
+  action, the totals, and the first contacts; the page's ``/planner`` shows the same plan);
 - ``POST /reload``: serve the versions holding the alias now (:mod:`lifecycle.serving.reload`),
   as the poll every ``LIFECYCLE_RELOAD_SECONDS`` does;
 - BentoML's ``/livez``, ``/readyz`` and ``/metrics``.
@@ -41,16 +43,19 @@ from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lifecycle.serving.candidate import Candidate
 from lifecycle.serving.engine import BATCH_ROWS, Engine
 from lifecycle.serving.errors import RequestError
 from lifecycle.serving.guard import RUNTIME, STATE_KEY, WORK_KEY, RequestGuard
 from lifecycle.serving.page import create_app
-from lifecycle.serving.reload import Reloader, registry_versions
+from lifecycle.serving.reload import CALL_WAIT_SECONDS, Reloader, registry_versions
 from lifecycle.serving.schemas import (
     BatchRequest,
     BatchResponse,
     ModelInfo,
     ModelInfoRequest,
+    PlanRequest,
+    PlanResponse,
     PredictRequest,
     PredictResponse,
     ReloadInfo,
@@ -140,7 +145,8 @@ PACKAGE = "customer-lifecycle"
 TITLE = "Customer lifecycle API"
 DESCRIPTION = """Customer lifecycle predictions for one customer (`POST /predict`) or a batch
 (`POST /predict_batch`): lifecycle stage, next-stage probability, churn risk, CLV with its
-interval, RFM segment, explanations in plain sentences and the next-best action.
+interval, RFM segment, explanations in plain sentences and the next-best action. `POST /plan`
+plans next-best actions under a budget for the lookup table's customers.
 
 The version above is the service's code. The models served are the MLflow registry's versions
 holding the alias; a move of the alias is loaded, checked and swapped in without a restart
@@ -204,7 +210,21 @@ class DescribedService(bentoml.Service[Any]):
         yaml.add_representer(
             OpenAPIDocument, lambda dumper, doc: dumper.represent_dict(doc.asdict())
         )
-        return OpenAPIDocument(openapi_document(base, api_key=api_key))
+        return OpenAPIDocument(openapi_document(base, api_key=api_key, actions=_costed_actions()))
+
+
+def _costed_actions() -> list[str] | None:
+    """Return the actions whose cost ``POST /plan`` takes (None: the catalog is unreadable)."""
+    from lifecycle.models.nba import load_catalog
+    from lifecycle.serving.plans import costed_actions
+
+    engine = RUNTIME.engine
+    try:
+        catalog = engine.catalog if engine is not None else load_catalog(RUNTIME.settings.actions)
+    except (OSError, ValueError) as exc:
+        log.warning("the API document lists no action ids for POST /plan: %s", exc)
+        return None
+    return costed_actions(catalog)
 
 
 class OpenAPIDocument:
@@ -230,7 +250,7 @@ class OpenAPIDocument:
     # `docker run -p`. `lifecycle serve` listens on 127.0.0.1 unless told otherwise (--host).
     http={"host": "0.0.0.0", "port": 3000},  # noqa: S104
     logging={"access": {"enabled": False}},
-    tracing={"excluded_urls": ["/predict", "/predict_batch", "/model_info"]},
+    tracing={"excluded_urls": ["/predict", "/predict_batch", "/model_info", "/plan"]},
 )
 class LifecycleService:
     """Stage, next-stage probability, churn risk, CLV, segment, explanations and next action."""
@@ -291,12 +311,20 @@ class LifecycleService:
 
         Nothing changes when no version moved. When the new set fails its checks the old
         one keeps serving and the answer is 409 ``reload_failed`` with the reason (also in
-        ``/model_info`` under ``reload``). Needs the API key when the service has one.
+        ``/model_info`` under ``reload``). A load that takes longer than a few seconds
+        answers 202 with ``loading`` true and goes on; ``/model_info`` tells how it ended.
+        Needs the API key when the service has one.
         """
         _validated(context.request, ReloadRequest, fields)
-        # abandon_on_cancel: past the traffic timeout the caller gets BentoML's 504 at once; the
-        # reload goes on in its thread and /model_info tells how it ended.
-        info = await anyio.to_thread.run_sync(self.reloader.reload, abandon_on_cancel=True)
+        attempt = self.reloader.start()
+        # a load longer than the wait answers 202; it goes on and /model_info tells how it ended
+        ended = await anyio.to_thread.run_sync(
+            attempt.wait, CALL_WAIT_SECONDS, abandon_on_cancel=True
+        )
+        info = self.reloader.info()
+        if not ended:
+            context.response.status_code = 202
+            return _json(info, 202)
         if info.ok is False and info.last_attempt == info.checked_at:  # failed just now
             candidate = ", ".join(f"{n} v{v}" for n, v in (info.candidate_versions or {}).items())
             return _error(
@@ -310,6 +338,29 @@ class LifecycleService:
                 context,
             )
         return _json(info)
+
+    @bentoml.api(route="/plan", input_spec=PlanRequest, output_spec=PlanResponse)
+    async def plan(self, context: bentoml.Context, **fields: Any) -> Response:
+        """Plan next-best actions under a budget for the lookup table's customers.
+
+        The plan the page's ``/planner`` shows, from the same population (kept per engine,
+        budget and costs): per action, customers, cost and expected incremental value with an
+        interval, the totals, and the first ``contacts`` customers to contact.
+        """
+        from lifecycle.serving.plans import no_lookup_error, plan_request
+
+        request = _validated(context.request, PlanRequest, fields)
+        engine = self.runtime.engine
+        try:
+            if engine.lookup is None:
+                raise no_lookup_error()
+            page = PAGE.state.page
+            # a view's thread may be building the population: wait for it off the event loop
+            population = await anyio.to_thread.run_sync(page.population, engine)
+            answer = await anyio.to_thread.run_sync(plan_request, population, page.plans, request)
+        except RequestError as exc:
+            return _error(exc, context)
+        return _json(answer)
 
     @bentoml.api(route="/model_info", input_spec=ModelInfoRequest, output_spec=ModelInfo)
     async def model_info(self) -> Response:
@@ -334,11 +385,18 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-def _prepare_page(engine: Engine) -> None:
-    """Build the marketer page's tables for a reloaded engine before it is served."""
+def _prepare_page(candidate: Candidate) -> None:
+    """Give the marketer page the tables of a reloaded set before it is served.
+
+    The loading process built them (a failure there is recorded, not raised: the API does not
+    need them); a set loaded in this process has them built here.
+    """
     page = PAGE.state.page
+    if candidate.population is not None or candidate.page_error is not None:
+        page.adopt(candidate.engine, candidate.population, candidate.page_error)
+        return
     try:
-        page.population(engine)
+        page.population(candidate.engine)
     except Exception as exc:
         page.error = str(exc)
         raise

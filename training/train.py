@@ -8,6 +8,7 @@ The wiring of :mod:`lifecycle.training.pipeline` (pure work), :mod:`lifecycle.tr
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from lifecycle.features.build import typical_values
+from lifecycle.features.build import typical_values, typical_values_by_stage
 from lifecycle.features.config import LifecycleConfig
+from lifecycle.features.io import replace_folder_atomically
 from lifecycle.models import store
 from lifecycle.models.store import ModelRecord
 from lifecycle.models.tasks import Task, spec
@@ -182,6 +184,7 @@ def model_record(
             if isinstance(overall.get(k), float)
         },
         typical=typical_values(result.evaluation, names),
+        typical_by_stage=typical_values_by_stage(result.evaluation, names),
         project=lineage.project,
         dataset=lineage.dataset,
         feature_config=lineage.feature_config,
@@ -332,10 +335,10 @@ def train_and_log(
         )
         tracking.log_files(folder, "")
         if report_dir is not None:
-            import shutil
-
-            target = Path(report_dir) / run.info.run_id
-            shutil.copytree(folder, target, dirs_exist_ok=True)
+            target = replace_folder_atomically(
+                Path(report_dir) / run.info.run_id,
+                lambda temp: shutil.copytree(folder, temp, dirs_exist_ok=True),
+            )
             summary["report"] = str(target / REPORT_FILE)
     summary["seconds"] = round(result.seconds, 1)
     return summary

@@ -3,9 +3,11 @@
 :func:`learn_uplift` fits :class:`lifecycle.models.uplift.TwoModelUplift` on the sends with a
 complete
 outcome window, logs an MLflow run (per-offer arm sizes, observed effect, held-out Qini) and
-registers the model as ``lifecycle-uplift``. The prediction service uses the version holding
-``champion`` for next-best-action instead of the catalog's assumed effects, and says so in each
-answer. ``lifecycle uplift`` is this function with options.
+registers the model as ``lifecycle-uplift``. When the project has champion models, the run
+also holds the offline evaluation of a budgeted plan (10% of each send's customers) against
+the heuristics (:func:`log_policy_evaluation`, :mod:`lifecycle.models.policy`). The prediction
+service uses the version holding ``champion`` for next-best-action instead of the catalog's
+assumed effects, and says so in each answer. ``lifecycle uplift`` is this function with options.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class UpliftResult:
     rows: int
     sends: int
     offers: dict[str, dict[str, Any]]
+    policy_evaluation: dict[str, Any] | None = None
+    """The offline evaluation of the budgeted plan logged with the run
+    (:meth:`lifecycle.models.policy.Evaluation.as_dict`); None when it was skipped."""
 
     def as_dict(self) -> dict[str, Any]:
         """Return the result as JSON-able data, as ``lifecycle uplift --json`` prints it."""
@@ -59,7 +64,78 @@ class UpliftResult:
             "rows": self.rows,
             "sends": self.sends,
             "offers": self.offers,
+            "policy_evaluation": self.policy_evaluation,
         }
+
+
+POLICY_SHARE = 0.1
+"""Share of each send's customers the plan logged with the uplift run contacts."""
+
+
+def log_policy_evaluation(
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    *,
+    client: Any,
+    project: str,
+    share: float = POLICY_SHARE,
+    campaigns: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+) -> dict[str, Any] | None:
+    """Evaluate the budgeted plan offline on the campaign frame and log it in the active run.
+
+    Needs the project's champion models (the plan ranks customers by their predictions at each
+    send); without them the evaluation is skipped and the run's tag
+    ``policy_evaluation`` says why. Metrics ``policy.<policy>.<estimator>_<unit>`` (per
+    targeted customer), the table as ``policy_evaluation.csv`` and the whole evaluation as
+    ``policy_evaluation.json``. With ``truth`` (the simulator's truth table) and the
+    campaigns' ``true_uplift``, the oracle and the true values too.
+
+    Returns
+    -------
+    dict or None
+        :meth:`lifecycle.models.policy.Evaluation.as_dict`, or None when skipped.
+    """
+    import mlflow
+
+    from lifecycle.models.nba import load_catalog
+    from lifecycle.models.policy import attach_true_uplift, campaign_history, offline_evaluation
+    from lifecycle.models.scoring import place
+    from lifecycle.models.store import StoreError, load_champions
+
+    try:
+        champions = load_champions(client, project=project)
+    except StoreError as exc:
+        mlflow.set_tag("policy_evaluation", f"skipped: {exc}")
+        return None
+    models = place({task: m.estimator for task, m in champions.items()}, feature_names)
+    history = campaign_history(frame, models, feature_names)
+    if truth is not None:
+        if campaigns is None:
+            raise ValueError("the true values need the campaigns (their true_uplift column)")
+        history = attach_true_uplift(history, campaigns)
+    evaluation = offline_evaluation(
+        history,
+        load_catalog(),
+        feature_names,
+        share=share,
+        truth=truth,
+        num_boost_round=100,  # the evaluation's cross-fitting, kept fast
+    )
+    mlflow.log_param("policy_share", share)
+    mlflow.log_metrics(  # one batch: a call per metric costs a store round trip each
+        {
+            f"policy.{row['policy']}.{key}": value
+            for row in evaluation.table.to_dict(orient="records")
+            for key, value in row.items()
+            if key not in ("policy", "contacts") and isinstance(value, float) and value == value
+        }
+    )
+    mlflow.log_text(evaluation.table.to_csv(index=False), "policy_evaluation.csv")
+    result = evaluation.as_dict()
+    mlflow.log_dict(result, "policy_evaluation.json")
+    mlflow.set_tag("policy_evaluation", "logged")
+    return result
 
 
 def learn_uplift(
@@ -73,13 +149,18 @@ def learn_uplift(
     experiment: str | None = None,
     project: str = "lifecycle",
     dataset: str | None = None,
+    truth: pd.DataFrame | str | Path | None = None,
+    evaluate_policy: bool = True,
 ) -> UpliftResult:
     """Learn per-offer uplift (two-model learner) from campaigns with a control group.
 
     Features are built with the lifecycle config the project's champion models were trained
     with (the default config when there is none), so they match the served models' features.
-    Per-customer estimates are used only for offers whose held-out Qini is positive; other
-    offers use their observed average effect (treated minus control purchase rate).
+    Per-customer estimates are calibrated on held-out customers and stored with the model
+    (:meth:`lifecycle.models.uplift.TwoModelUplift.predict_matrix`): shrunk toward the offer's
+    observed average effect (treated minus control purchase rate) by how much signal they
+    showed, all the way to the average when they showed none. Serving, ``lifecycle plan`` and
+    the logged policy evaluation all use the calibrated estimates.
 
     Parameters
     ----------
@@ -105,6 +186,12 @@ def learn_uplift(
     dataset
         Name of the data set, recorded with the run and the version; default: the events
         file's (:func:`lifecycle.training.tracking.default_dataset`).
+    truth
+        The simulator's ``truth.parquet`` (frame or path): the logged policy evaluation then
+        adds the oracle and the true values (needs the campaigns' ``true_uplift``).
+    evaluate_policy
+        Evaluate the budgeted plan offline and log it in the run
+        (:func:`log_policy_evaluation`; skipped without champion models).
 
     Returns
     -------
@@ -167,7 +254,13 @@ def learn_uplift(
             {"window_days": window_days, "max_campaigns": max_campaigns, "rows": len(frame)}
         )
         for offer, entry in summary.items():
-            for key in ("observed_ate", "mean_predicted_uplift", "qini"):
+            for key in (
+                "observed_ate",
+                "mean_predicted_uplift",
+                "qini",
+                "relative_lift",
+                "calibration_slope",
+            ):
                 if isinstance(entry.get(key), float):
                     mlflow.log_metric(f"{offer}.{key}", entry[key])
         mlflow.log_dict(summary, "uplift_summary.json")
@@ -197,6 +290,16 @@ def learn_uplift(
             }
         )
         mlflow.log_text(card, "model_card.md")
+        evaluation = None
+        if evaluate_policy:
+            evaluation = log_policy_evaluation(
+                frame,
+                model.feature_names,
+                client=client,
+                project=project,
+                campaigns=_table(campaigns),
+                truth=None if truth is None else _table(truth),
+            )
         client.update_model_version(name, version.version, description=card)
         if promote:
             client.set_registered_model_alias(name, CHAMPION, version.version)
@@ -208,4 +311,11 @@ def learn_uplift(
         rows=len(frame),
         sends=int(frame["cutoff"].nunique()),
         offers=summary,
+        policy_evaluation=evaluation,
     )
+
+
+def _table(source: pd.DataFrame | str | Path) -> pd.DataFrame:
+    import pandas as pd
+
+    return source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)

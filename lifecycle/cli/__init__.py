@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import typer
 
-from lifecycle.cli import check, data, registry, serve, train, uplift
+from lifecycle.cli import check, data, plan, registry, serve, train, uplift
 
 __all__ = ["app", "main"]
 
@@ -54,6 +54,7 @@ for _name, _command in (
     ("promote", registry.promote),
     ("rollback", registry.rollback),
     ("uplift", uplift.uplift),
+    ("plan", plan.plan),
     ("serve", serve.serve),
 ):
     app.command(_name)(_command)

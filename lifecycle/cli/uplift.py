@@ -54,8 +54,9 @@ def uplift(
 ) -> None:
     """Learn per-offer uplift (two-model learner) from campaigns with a control group.
 
-    Per-customer estimates are used only for offers whose held-out Qini is positive; other
-    offers use their observed average effect (treated minus control purchase rate).
+    Per-customer estimates are calibrated on held-out customers: each offer's observed effect
+    in proportion to the chance of buying anyway, plus the learner's estimates shrunk by the
+    signal they showed (docs/plan.md, "Calibrated uplift").
     """
     check_events(events)
     from lifecycle.models.store import StoreError

@@ -29,6 +29,7 @@ COMMANDS = [
     "promote",
     "rollback",
     "uplift",
+    "plan",
     "serve",
 ]
 HEAVY = [
@@ -86,6 +87,7 @@ def test_only_tracking_uri_and_project_read_the_environment():
         "promote",
         "rollback",
         "uplift",
+        "plan",
         "serve",
     }
 

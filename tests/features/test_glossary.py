@@ -16,8 +16,10 @@ from lifecycle.features.glossary import (
     STAGE_NAMES_BY_CODE,
     TABLES,
     event_name,
+    object_particle,
     stage_name,
     text,
+    with_particle,
 )
 from lifecycle.features.rfm import NO_PURCHASE, SEGMENTS
 from lifecycle.features.schema import DEFAULT_CHANNELS, DEFAULT_VOCABULARY, STAGES
@@ -96,3 +98,39 @@ def test_numbers_percentages_dates_and_days() -> None:
     assert days(1.0, "ko") == "1일"
     assert write_date(date(2026, 1, 5), "en") == "Jan 5, 2026"
     assert write_date(date(2026, 1, 5), "ko") == "2026년 1월 5일"
+
+
+def test_every_comparison_names_whose_typical_value_it_is() -> None:
+    """The typical part says {who}: everyone's, or the customer's own stage's."""
+    typical = {key: words for key, words in SENTENCES.items() if key.endswith(".typical")}
+    assert typical
+    for key, words in typical.items():
+        for lang in LANGS:
+            assert "{who}" in words[lang] and "{t}" in words[lang], (key, lang)
+            assert "typical customer" not in words[lang] and "일반적인" not in words[lang], key
+    for lang in LANGS:
+        stage = stage_name("conversion", lang)
+        who = text("phrase.typical_stage_customer", lang, stage=stage)
+        assert stage in who
+        filled = text("sentence.purchases_total.typical", lang, who=who, t="1")
+        assert filled in (
+            "for a typical customer in the conversion stage it is 1",
+            "첫 구매 단계의 일반적인 고객의 경우 1입니다",
+        )
+
+
+def test_korean_particles_follow_the_final_sound() -> None:
+    assert [with_particle(w) for w in ("이탈 위험", "예상 고객 가치", "일반적인 고객")] == [
+        "과",
+        "와",
+        "과",
+    ]
+    assert [object_particle(w) for w in ("이탈 위험", "예상 고객 가치")] == ["을", "를"]
+
+
+def test_every_overview_direction_has_its_words() -> None:
+    keys = ("low_activity", "long_inactivity", "low", "high", "marketing_action")
+    for key in keys:
+        for lang in LANGS:
+            assert text(f"page.raises_when.{key}", lang).strip()
+    assert text("page.raises_when.low_activity", "en") == "Low activity raises the risk"

@@ -166,7 +166,9 @@ def test_explain_keeps_at_most_top_k(top_k: int) -> None:
 def test_explain_with_only_zero_or_nan_contributions_has_no_drivers() -> None:
     contrib = [0.0, math.nan, 0.0, -0.0, 0.0, 2.5]
     out = explain("next_stage", contrib, NAMES, np.ones(5), typical={})
-    assert out == {"base_value": 2.5, "drivers": []}
+    assert out["base_value"] == 2.5
+    assert out["drivers"] == []
+    assert out["base_probability"] == pytest.approx(1 / (1 + math.exp(-2.5)))
 
 
 def test_explain_value_is_none_when_missing_or_infinite() -> None:
@@ -213,11 +215,11 @@ def test_days_since_last_purchase_against_the_customers_own_rhythm() -> None:
     ko = explain("churn", contrib, names, values, typical=typical, top_k=1, lang="ko")
     assert en == (
         "Last purchase was 94 days ago; this customer usually buys every 21 days. "
-        "This strongly raises the predicted churn risk."
+        "This raises the predicted churn risk by about 14 points."
     )
     assert ko["drivers"][0]["text"] == (
         "마지막 구매는 94일 전입니다. 이 고객은 보통 21일마다 구매합니다. "
-        "이 점이 이탈 위험을 크게 높입니다."
+        "이 점이 이탈 위험을 약 14%p 높입니다."
     )
 
 
@@ -231,11 +233,11 @@ def test_days_since_last_purchase_falls_back_to_the_typical_customer(gap: float 
     ko = explain("churn", contrib, names, values, typical=typical, lang="ko")["drivers"][0]
     assert en == (
         "Last purchase was 94 days ago; for a typical customer it is 30 days. "
-        "This moderately raises the predicted churn risk."
+        "This raises the predicted churn risk by about 4 points."
     )
     assert ko["text"] == (
         "마지막 구매는 94일 전입니다. 일반적인 고객의 경우 30일 전입니다. "
-        "이 점이 이탈 위험을 어느 정도 높입니다."
+        "이 점이 이탈 위험을 약 4%p 높입니다."
     )
 
 
@@ -246,10 +248,11 @@ def test_missing_last_purchase_says_no_purchase_yet() -> None:
     en = explain("churn", contrib, names, values, typical=typical)
     ko = explain("churn", contrib, names, values, typical=typical, lang="ko")
     assert en["drivers"][0]["text"] == (
-        "No purchase yet. This strongly raises the predicted churn risk."
+        "No purchase yet. This raises the predicted churn risk by about 8 points."
     )
     assert (
-        ko["drivers"][0]["text"] == "아직 구매 이력이 없습니다. 이 점이 이탈 위험을 크게 높입니다."
+        ko["drivers"][0]["text"]
+        == "아직 구매 이력이 없습니다. 이 점이 이탈 위험을 약 8%p 높입니다."
     )
 
 
@@ -293,8 +296,15 @@ def test_stage_code_reads_as_the_stage_name(code: int) -> None:
     ko = describe_driver("next_stage", "stage_code", float(code), 0.3, typical=1.0, lang="ko")
     assert en.startswith(f"The customer is in the {STAGE_NAMES['en'][code]} stage;")
     assert ko.startswith(f"현재 라이프사이클 단계는 {STAGE_NAMES['ko'][code]} 단계입니다.")
-    assert "a typical customer is in the acquisition stage" in en
-    assert "일반적인 고객은 가입 단계입니다" in ko
+    if code == 1:  # the typical stage: nothing is said to raise or lower anything
+        assert en.endswith(
+            "the same as for a typical customer, so it does not set this customer apart."
+        )
+        assert ko.endswith("일반적인 고객과 같아 이 고객을 구별하는 점은 아닙니다.")
+        assert "raises" not in en and "높입니다" not in ko
+    else:
+        assert "a typical customer is in the acquisition stage" in en
+        assert "일반적인 고객은 가입 단계입니다" in ko
 
 
 def test_rfm_score_zero_reads_as_no_purchase() -> None:
@@ -525,3 +535,256 @@ def test_explain_is_fast() -> None:
             lang=LANGS[i % 2],
         )
     assert time.perf_counter() - start < 1.0
+
+
+# ------------------------------------------------------------------------------ not a lever
+
+MARKETING_ACTIONS = {
+    "n_campaign_exposures",
+    "days_since_last_campaign_exposure",
+    "n_campaign_exposure",
+    "n_campaign_exposure_30d",
+}
+"""The default config's features that record an offer marketing sent."""
+EN_EFFECT_VERBS = re.compile(r"\b(raises|lowers)\b")
+KO_EFFECT_VERBS = ("높입니다", "낮춥니다")
+
+
+def test_only_offers_sent_are_marketing_actions() -> None:
+    flagged = {f.name for f in model_feature_defs(LifecycleConfig()) if f.marketing_action}
+    assert flagged == MARKETING_ACTIONS
+    # a customer's response to an offer is behaviour, not the marketer's action
+    assert not flagged & {"n_offer_redemptions", "offer_redemption_rate", "n_campaign_responses"}
+
+
+def test_an_exposure_event_of_another_config_is_a_marketing_action() -> None:
+    config = LifecycleConfig(
+        vocabulary=("visit", "purchase", "email_sent", "email_open"),
+        features=FeatureSettings(exposure_events=("email_sent",)),
+    )
+    flagged = {f.name for f in model_feature_defs(config) if f.marketing_action}
+    assert {"n_email_sent", "n_email_sent_30d"} <= flagged
+    assert not {"n_email_open", "n_email_open_30d"} & flagged
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_marketing_action_is_an_association_not_an_effect(
+    lang: Lang, task: Task, sign: float
+) -> None:
+    names = [*sorted(MARKETING_ACTIONS), "n_purchases"]
+    contrib = np.append(sign * np.array([0.9, 0.7, 0.5, 0.3, 0.1]), -1.0)
+    values = np.array([10.0, 3.0, 10.0, 2.0, 4.0])
+    out = explain(
+        task, contrib, names, values, typical=dict.fromkeys(names, 1.0), top_k=5, lang=lang
+    )
+    for driver in out["drivers"]:
+        text = driver["text"]
+        assert_clean(text)
+        assert_not_causal(text)
+        if driver["feature"] in MARKETING_ACTIONS:
+            assert driver["lever"] is False
+            assert not EN_EFFECT_VERBS.search(text), text
+            assert not any(verb in text for verb in KO_EFFECT_VERBS), text
+            if lang == "en":
+                assert "a marketing action" in text
+                assert "an association, not an effect of the action." in text
+                assert ("a higher predicted" if sign > 0 else "a lower predicted") in text
+            else:
+                assert "마케팅 조치" in text and "효과가 아닙니다." in text
+        else:
+            assert driver["lever"] is True
+
+
+def test_the_issue_s_win_back_sentence_no_longer_says_offers_raise_risk() -> None:
+    en = describe_driver("churn", "n_campaign_exposures", 10.0, 0.3, typical=3.0, points=6.2)
+    assert en == (
+        "The customer has received 10 campaign offers; for a typical customer it is 3 "
+        "campaign offers. The model links it with a higher predicted churn risk (about 6 "
+        "points); it records a marketing action, not the customer's behaviour, so this is an "
+        "association, not an effect of the action."
+    )
+    ko = describe_driver("churn", "n_campaign_exposures", 10.0, 0.3, points=6.2, lang="ko")
+    assert ko == (
+        "캠페인 제안을 받은 횟수는 10회입니다. 모델에서 이 값은 더 높은 이탈 위험과 함께 "
+        "나타납니다(약 6%p). 고객의 행동이 아닌 마케팅 조치이므로 상관관계일 뿐 조치의 효과가 "
+        "아닙니다."
+    )
+
+
+# ------------------------------------------------------------------------------ typical by stage
+
+
+def test_a_one_time_buyer_is_compared_with_one_time_buyers() -> None:
+    names = ["n_purchases", "days_since_first_event"]
+    contrib = [-0.4, 0.2, -1.0]
+    values = [1.0, 200.0]
+    everyone = {"n_purchases": 0.0, "days_since_first_event": 100.0}
+    conversion = {"n_purchases": 1.0, "days_since_first_event": 150.0}
+    kwargs = {"typical": everyone, "stage": "conversion", "stage_typical": conversion}
+    en = explain("churn", contrib, names, values, **kwargs)["drivers"]  # type: ignore[arg-type]
+    ko = explain("churn", contrib, names, values, lang="ko", **kwargs)["drivers"]  # type: ignore[arg-type]
+    # equal to the stage's typical value: nothing raised or lowered
+    assert en[0]["text"] == (
+        "The customer has made 1 purchase in total; the same as for a typical customer in the "
+        "conversion stage, so it does not set this customer apart."
+    )
+    assert ko[0]["text"] == (
+        "누적 구매 횟수는 1회입니다. 첫 구매 단계의 일반적인 고객과 같아 이 고객을 구별하는 "
+        "점은 아닙니다."
+    )
+    assert (en[0]["typical"], en[0]["as_typical"]) == (1.0, True)
+    assert en[1]["typical"] == 150.0 and en[1]["as_typical"] is False
+    assert "; for a typical customer in the conversion stage it is 150 days. " in en[1]["text"]
+    assert "첫 구매 단계의 일반적인 고객의 경우 150일 전입니다." in ko[1]["text"]
+
+
+@pytest.mark.parametrize("stage_typical", [None, {}])
+def test_without_per_stage_values_the_comparison_is_with_everyone(
+    stage_typical: dict[str, float] | None,
+) -> None:
+    """Model records written before per-stage values still explain, against everyone."""
+    out = explain(
+        "churn",
+        [-0.4, -1.0],
+        ["n_purchases"],
+        [1.0],
+        typical={"n_purchases": 0.0},
+        stage="conversion",
+        stage_typical=stage_typical,
+    )
+    driver = out["drivers"][0]
+    assert driver["typical"] == 0.0 and driver["as_typical"] is False
+    assert "; for a typical customer it is 0 purchases. This lowers" in driver["text"]
+
+
+def test_the_stage_code_is_compared_with_everyone_not_with_its_own_stage() -> None:
+    out = explain(
+        "next_stage",
+        [0.5, -1.0],
+        ["stage_code"],
+        [2.0],
+        typical={"stage_code": 1.0},
+        stage="conversion",
+        stage_typical={"stage_code": 2.0},
+    )
+    text = out["drivers"][0]["text"]
+    assert "a typical customer is in the acquisition stage" in text
+    assert "raises the predicted chance of moving to the next stage" in text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_value_equal_to_typical_is_never_said_to_raise_or_lower(lang: Lang) -> None:
+    n = len(FEATURES)
+    values = np.full(n, 3.0)
+    for task in TASKS:
+        out = explain(
+            task,
+            distinct_contributions(n),
+            FEATURES,
+            values,
+            typical=dict.fromkeys(FEATURES, 3.0),
+            top_k=n,
+            lang=lang,
+        )
+        for driver in out["drivers"]:
+            text = driver["text"]
+            assert_clean(text)
+            if driver["as_typical"]:
+                assert not EN_EFFECT_VERBS.search(text), text
+                assert not any(verb in text for verb in KO_EFFECT_VERBS), text
+        said = {d["feature"] for d in out["drivers"] if d["as_typical"]}
+        # everything but the sentences with their own comparison or a missing wording
+        assert len(said) > n - 5, set(FEATURES) - said
+
+
+# ------------------------------------------------------------------------------ points
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_points_add_up_to_the_probability_gap_and_keep_signs_and_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    contrib = np.append(rng.normal(0, 0.8, 12), rng.normal(-1, 1))
+    points, base_p = explain_module.probability_points(contrib)
+    raw = contrib.sum()
+    assert base_p == pytest.approx(logistic(contrib[-1]))
+    assert points.sum() == pytest.approx(100 * (logistic(raw) - logistic(contrib[-1])))
+    assert np.all(np.sign(points) == np.sign(contrib[:-1]))
+    assert np.array_equal(np.argsort(-np.abs(points)), np.argsort(-np.abs(contrib[:-1])))
+
+
+def test_points_follow_the_calibrator() -> None:
+    """The service reports calibrated probabilities: the points add up to their gap."""
+
+    def calibrate(raw: np.ndarray) -> np.ndarray:
+        return 0.2 + 0.5 * logistic(2.0 * raw)
+
+    contrib = [1.0, -0.25, 0.5, -0.5]
+    points, base_p = explain_module.probability_points(contrib, calibrate)
+    assert base_p == pytest.approx(0.2 + 0.5 * logistic(-1.0))
+    gap = calibrate(np.array([0.75]))[0] - calibrate(np.array([-0.5]))[0]
+    assert points.sum() == pytest.approx(100 * gap)
+    assert points.tolist() == pytest.approx([100 * gap / 1.25, -25 * gap / 1.25, 50 * gap / 1.25])
+
+
+def test_points_when_contributions_cancel_use_the_slope_at_the_base() -> None:
+    points, base_p = explain_module.probability_points([0.3, -0.3, 0.0])
+    assert base_p == 0.5
+    assert points.tolist() == pytest.approx([7.5, -7.5], rel=1e-6)  # slope 0.25 at 50%
+
+
+def test_explain_quotes_points_for_probabilities_and_keeps_strength_words_for_value() -> None:
+    names = ["n_events_30d", "n_purchases"]
+    contrib, values = [-0.9, 0.02, -0.5], [0.0, 2.0]
+    churn = explain("churn", contrib, names, values, typical={})
+    clv = explain("clv", contrib, names, values, typical={})
+    p = logistic(np.array([-1.38]))[0]
+    expected = 100 * (p - logistic(np.array([-0.5]))[0]) * np.array([-0.9, 0.02]) / -0.88
+    assert [d["points"] for d in churn["drivers"]] == pytest.approx(expected.tolist())
+    assert churn["drivers"][0]["text"].endswith(
+        f"This lowers the predicted churn risk by about {round(abs(expected[0]))} points."
+    )
+    assert churn["drivers"][1]["text"].endswith(
+        "This raises the predicted churn risk by less than 1 point."
+    )
+    assert clv["base_probability"] is None
+    assert [d["points"] for d in clv["drivers"]] == [None, None]
+    assert clv["drivers"][0]["text"].endswith("This strongly lowers the predicted customer value.")
+
+
+@pytest.mark.parametrize(
+    ("points", "en", "ko"),
+    [
+        (0.49, "by less than 1 point.", "1%p 미만 높입니다."),
+        (0.5, "by about 1 point.", "약 1%p 높입니다."),
+        (1.49, "by about 1 point.", "약 1%p 높입니다."),
+        (6.2, "by about 6 points.", "약 6%p 높입니다."),
+    ],
+)
+def test_points_in_words(points: float, en: str, ko: str) -> None:
+    assert describe_driver("churn", "n_events", 4.0, 0.1, points=points).endswith(en)
+    assert describe_driver("churn", "n_events", 4.0, 0.1, points=points, lang="ko").endswith(ko)
+
+
+# ------------------------------------------------------------------------------ the overview
+
+
+def test_raises_when_reads_activity_in_words() -> None:
+    defs = {f.name: f for f in model_feature_defs(LifecycleConfig())}
+    few = np.arange(50.0)
+    assert explain_module.raises_when(few, -few / 10, defs["n_events_30d"]) == "low_activity"
+    assert (
+        explain_module.raises_when(few, few / 10, defs["days_since_last_purchase"])
+        == "long_inactivity"
+    )
+    assert explain_module.raises_when(few, few / 10, defs["n_events_30d"]) == "high"
+    assert explain_module.raises_when(few, -few, defs["avg_order_value"]) == "low"
+    u_shaped = (few - 24.5) ** 2  # no rank correlation
+    assert explain_module.raises_when(few, u_shaped, defs["n_events_30d"]) == ""
+    assert explain_module.raises_when(np.ones(50), few, defs["n_events_30d"]) == ""
+    assert explain_module.raises_when(few, few, defs["n_campaign_exposures"]) == "marketing_action"
