@@ -750,14 +750,15 @@ PAGE_WORDS: dict[str, Phrase] = _pairs(
         "clv_at_risk": ("CLV at risk", "이탈 위험 CLV"),
         "top_action": ("Most common next action", "가장 많이 추천된 조치"),
         "feature": ("Feature", "특성"),
-        "mean_effect": ("Average effect (SHAP)", "평균 영향(SHAP)"),
+        "mean_effect": ("Average effect (points)", "평균 영향(%p)"),
         "raises_share": ("Raises the risk for", "위험을 높이는 고객 비중"),
         "churn_drivers": ("What drives churn risk", "이탈 위험의 주요 요인"),
         "churn_drivers_note": (
-            "Average size of each feature's effect on churn risk (SHAP) over {n} customers; "
-            "the share says how often it raises the risk. Correlation, not cause.",
-            "고객 {n}명에 대한 각 특성의 이탈 위험 영향(SHAP) 평균 크기입니다. 비율은 위험을 "
-            "높이는 경우의 비중입니다. 상관관계이며 원인은 아닙니다.",
+            "Average size of each feature's effect on churn risk over {n} customers, in "
+            "percentage points (from the model's SHAP values); the share says how often it "
+            "raises the risk. Correlation, not cause.",
+            "고객 {n}명에 대한 각 특성의 이탈 위험 영향 평균 크기(%p, 모델의 SHAP 값에서 계산)"
+            "입니다. 비율은 위험을 높이는 경우의 비중입니다. 상관관계이며 원인은 아닙니다.",
         ),
         "raises_in": ("raises it for {share} of customers", "고객의 {share}에서 위험을 높임"),
         # How a churn driver's value goes with the risk (serving.population.churn_drivers).

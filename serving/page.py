@@ -270,7 +270,7 @@ def create_app(runtime: Runtime = RUNTIME) -> Starlette:
         driver_chart = charts.bar_chart(
             [i18n.feature_label(f, lang, engine.lifecycle) for f in drivers["feature"]],
             drivers["mean_abs"].tolist(),
-            [i18n.number(v, lang, 2) for v in drivers["mean_abs"]],
+            [i18n.number(v, lang, 1) for v in drivers["mean_abs"]],
             notes=[
                 i18n.text("raises_in", lang, share=i18n.percent(s, lang))
                 for s in drivers["raises_share"]

@@ -36,7 +36,7 @@ from lifecycle.models.policy import Budget, Plan, estimated_uplift, plan
 from lifecycle.models.scoring import predict_outputs
 from lifecycle.models.tasks import TASKS, eligible
 from lifecycle.serving.engine import Engine
-from lifecycle.serving.explain import raises_when
+from lifecycle.serving.explain import probability_points, raises_when
 
 DRIVER_SAMPLE = 2000
 """Customers whose churn SHAP values are averaged for the population's top churn drivers."""
@@ -269,7 +269,11 @@ def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
 def churn_drivers(
     engine: Engine, x: np.ndarray, buyers: np.ndarray, seed: int, top: int = 8
 ) -> pd.DataFrame:
-    """Mean absolute churn SHAP value per feature over a sample of buyers, largest first.
+    """Mean absolute churn effect per feature over a sample of buyers, largest first.
+
+    ``mean_abs`` is in percentage points of churn risk: each customer's Tree SHAP values
+    (log-odds) turned into points of the reported probability
+    (:func:`lifecycle.serving.explain.probability_points`), then averaged in size.
 
     ``raises_share`` is the share of the sample in which the feature pushes churn risk up;
     ``raises_when`` which of its values do (:func:`lifecycle.serving.explain.raises_when`:
@@ -282,12 +286,16 @@ def churn_drivers(
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(rows, size=min(DRIVER_SAMPLE, rows.size), replace=False))
     xs = x[sample] if model.columns is None else x[sample][:, model.columns]
-    contrib = model.estimator.contributions_matrix(xs, engine.batch_threads)[:, :-1]
+    full = model.estimator.contributions_matrix(xs, engine.batch_threads)
+    contrib = full[:, :-1]
+    # the size a marketer reads: percentage points of churn risk, as in each customer's drivers
+    calibrate = getattr(model.estimator, "calibrate", None)
+    points = np.vstack([probability_points(row, calibrate)[0] for row in full])
     defined = {f.name: f for f in model_features(engine.lifecycle)}
     out = pd.DataFrame(
         {
             "feature": model.estimator.feature_names,
-            "mean_abs": np.abs(contrib).mean(axis=0),
+            "mean_abs": np.abs(points).mean(axis=0),
             "raises_share": (contrib > 0).mean(axis=0),
             "raises_when": [
                 raises_when(xs[:, j], contrib[:, j], defined.get(name))

@@ -126,3 +126,39 @@ def test_the_overview_says_low_activity_raises_the_risk(engine: Engine) -> None:
     assert said["n_events_30d"] == "low_activity", said
     recency = [f for f in ("days_since_last_event", "days_since_last_purchase") if f in said]
     assert all(said[f] == "long_inactivity" for f in recency), said
+
+
+def test_the_overview_sizes_churn_drivers_in_points_as_the_customers_drivers(
+    engine: Engine,
+) -> None:
+    """The overview's average effect is the mean size of the per-customer points, not log-odds."""
+    import numpy as np
+
+    from lifecycle.serving.population import (
+        DRIVER_SAMPLE,
+        build_population,
+        churn_drivers,
+        eligible,
+    )
+    from lifecycle.serving.schemas import PredictRequest
+
+    population = build_population(engine)
+    assert engine.lookup is not None
+    frame = engine.lookup.frame
+    buyers = eligible("churn", frame)  # whom the overview's churn drivers are about
+    assert buyers.sum() <= DRIVER_SAMPLE  # the sample is every buyer: comparable one to one
+    drivers = churn_drivers(engine, engine.lookup.x, buyers, seed=0, top=3)
+    top = str(drivers["feature"].iloc[0])
+    ids = frame.loc[buyers, "customer_id"].astype(str).tolist()
+    answers = engine.predict([PredictRequest(customer_id=c, top_k=20) for c in ids], batch=True)
+    points = [
+        next((abs(d.points) for d in a.explanations["churn"].drivers if d.feature == top), None)
+        for a in answers
+        if "churn" in a.explanations
+    ]
+    shown = [p for p in points if p is not None]
+    # each customer lists its 20 strongest drivers; the top feature is nearly always among them
+    assert len(shown) > 0.9 * len(points)
+    assert float(drivers["mean_abs"].iloc[0]) >= np.mean(shown) * 0.9 - 1e-9
+    assert 0 < float(drivers["mean_abs"].iloc[0]) < 100
+    assert population.churn_drivers["mean_abs"].max() < 100
