@@ -146,6 +146,18 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "events.parquet"
 
 
+def _peak_validating(path: Path, out: Path, cap: str) -> int:
+    """Validate ``path`` under ``cap`` in a fresh interpreter; return its peak RSS (VmHWM)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path), str(out), cap],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return int(done.stdout.strip().splitlines()[-1])
+
+
 def test_peak_memory_stays_under_the_cap(big_log: Path, tmp_path: Path) -> None:
     # A 30 MB CSV under a 500 MB cap (the in-memory path needs about 6.6x the file on top of
     # the interpreter): the parts are sized to the cap.
@@ -153,14 +165,7 @@ def test_peak_memory_stays_under_the_cap(big_log: Path, tmp_path: Path) -> None:
     path = tmp_path / "big.csv"
     events.to_csv(path, index=False)
     size = path.stat().st_size
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path), str(tmp_path / "out"), "500MB"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    peak = int(done.stdout.strip().splitlines()[-1])
+    peak = _peak_validating(path, tmp_path / "out", "500MB")
     assert size > 25e6
     assert peak < 500e6, f"peak RSS {peak / 1e6:.0f} MB for a {size / 1e6:.0f} MB file"
 
@@ -410,14 +415,7 @@ def test_peak_memory_stays_under_the_cap_for_parquet(big_log: Path, tmp_path: Pa
     # 1.06 M events in a 10 MB Parquet file: validated whole they peak at about 510 MB; streamed
     # under a 500 MB cap, about 410 MB (parts sized by the decoded bytes, not the file's).
     path = big_log
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(path), str(tmp_path / "out"), "500MB"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    peak = int(done.stdout.strip().splitlines()[-1])
+    peak = _peak_validating(path, tmp_path / "out", "500MB")
     assert pq.ParquetFile(path).metadata.num_rows > 1_000_000
     assert peak < 500e6, f"peak RSS {peak / 1e6:.0f} MB"
 
